@@ -1,0 +1,3 @@
+from lr_jax.cli import main
+
+raise SystemExit(main())

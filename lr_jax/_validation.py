@@ -1,0 +1,109 @@
+"""The one place that checks hyperparameters.
+
+Concrete values are checked eagerly and raise ``ValueError`` naming the function, the parameter and
+the value. Traced values are never branched on: their validity is folded into the output as NaN
+(``poison``), so one bad configuration in a vmapped sweep shows up as a NaN lane instead of
+killing the sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_traced(x: Any) -> bool:
+  """True if ``x`` (or any leaf of it) is a JAX tracer."""
+  return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+def check(ok, *, fn: str, must: str, **values):
+  """Raises ``ValueError`` if concrete ``ok`` is false; returns a traced ``ok`` unchanged.
+
+  Returns ``True`` when the check passed eagerly, so ``all_ok`` and ``poison`` become no-ops.
+  """
+  if isinstance(ok, jax.core.Tracer):
+    return ok
+  if not np.all(np.asarray(ok)):
+    got = ", ".join(f"{k}={_show(v)}" for k, v in values.items())
+    raise ValueError(f"{fn}: {must}, got {got}.")
+  return True
+
+
+def all_ok(*oks):
+  """``True`` if every ``ok`` is ``True``, else one traced boolean (their conjunction)."""
+  traced = [ok for ok in oks if ok is not True]
+  if not traced:
+    return True
+  return functools.reduce(jnp.logical_and, traced)
+
+
+def poison(x, ok):
+  """``x`` where ``ok``, NaN elsewhere; a no-op when ``ok is True``."""
+  if ok is True:
+    return x
+  return jnp.where(ok, x, jnp.nan)
+
+
+def _show(v) -> str:
+  if isinstance(v, jax.core.Tracer):
+    return "<traced>"
+  if isinstance(v, (np.ndarray, jax.Array)):
+    return repr(np.asarray(v).tolist())
+  return repr(v)
+
+
+def number(value, *, fn: str, name: str, integer: bool = False, allow_array: bool = False):
+  """Checks that a hyperparameter is a finite real number (or a traced one) and returns it.
+
+  Python numbers are returned as they are (so configs stay readable); NumPy and concrete JAX values
+  are returned as NumPy arrays; tracers pass through untouched. Strings, ``None``, containers,
+  complex, NaN and inf raise ``ValueError`` naming ``fn`` and ``name``. ``integer=True`` requires a
+  whole number (``3.0`` is accepted). ``allow_array=True`` allows a 1-D sequence (milestones).
+  """
+  if isinstance(value, jax.core.Tracer):
+    return value
+  if isinstance(value, bool):
+    raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
+  if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
+    arr = np.asarray(value, dtype=np.float64)
+    out = value
+  else:
+    if isinstance(value, (str, bytes, dict, set)) or value is None:
+      raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
+    try:
+      arr = np.asarray(value)
+    except Exception as e:  # ragged lists, odd objects
+      raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.") from e
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+      raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
+    if arr.ndim > (1 if allow_array else 0):
+      kind = "a 1-D sequence of numbers" if allow_array else "a scalar"
+      raise ValueError(f"{fn}: `{name}` must be {kind}, got {name} with shape {arr.shape}.")
+    out = arr
+    arr = arr.astype(np.float64)
+  if not np.all(np.isfinite(arr)):
+    raise ValueError(f"{fn}: `{name}` must be finite, got {name}={_show(value)}.")
+  if integer and not np.all(arr == np.round(arr)):
+    raise ValueError(f"{fn}: `{name}` must be a whole number, got {name}={_show(value)}.")
+  return out
+
+
+def choice(value, options, *, fn: str, name: str):
+  """Checks a static string option (mode names) against ``options``; never compares arrays."""
+  if not isinstance(value, str) or value not in options:
+    opts = ", ".join(repr(o) for o in options)
+    raise ValueError(f"{fn}: `{name}` must be one of {opts}, got {name}={value!r}.")
+  return value
+
+
+def flag(value, *, fn: str, name: str) -> bool:
+  """Checks a static boolean option."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{fn}: `{name}` must be True or False, got {name}={value!r}.")
+  return bool(value)

@@ -1,0 +1,3 @@
+"""Optimizers with PyTorch's numerics, as Optax ``GradientTransformation``s."""
+
+__all__ = []

@@ -1,0 +1,128 @@
+"""Registries that drive the generic tests (one entry per public schedule / optimizer)."""
+
+import jax
+
+from lr_jax import schedules as S
+
+VARIANTS = {"eager": lambda f: f, "jit": jax.jit}
+
+
+def _nested_warmup():
+  return dict(schedule=S.cosine_annealing(1.0, 100, 0.01), warmup_steps=10, init_value=0.0)
+
+
+# name -> (constructor, kwargs, alternative values for each traceable numeric hyperparameter,
+#          one invalid value per hyperparameter that must raise eagerly / give NaN when traced)
+SCHEDULE_CASES = {
+  "constant": (S.__dict__.get("constant"), dict(value=0.5), dict(value=0.25), dict(value=float("nan"))),
+  "step_decay": (
+    S.__dict__.get("step_decay"),
+    dict(init_value=1.0, step_size=30, gamma=0.5),
+    dict(init_value=2.0, step_size=7, gamma=0.3),
+    dict(step_size=0, gamma=-0.5),
+  ),
+  "multistep_decay": (
+    S.__dict__.get("multistep_decay"),
+    dict(init_value=1.0, milestones=[30, 80], gamma=0.5),
+    dict(init_value=2.0, milestones=[10, 90], gamma=0.3),
+    dict(milestones=[80, 30], gamma=0.0),
+  ),
+  "exponential_decay": (
+    S.__dict__.get("exponential_decay"),
+    dict(init_value=1.0, gamma=0.97, decay_steps=5),
+    dict(init_value=2.0, gamma=0.9, decay_steps=3),
+    dict(gamma=0.0, decay_steps=0),
+  ),
+  "inverse_time_decay": (
+    S.__dict__.get("inverse_time_decay"),
+    dict(init_value=1.0, decay_rate=0.5, decay_steps=10),
+    dict(init_value=2.0, decay_rate=0.1, decay_steps=3),
+    dict(decay_rate=-1.0, decay_steps=0),
+  ),
+  "polynomial_decay": (
+    S.__dict__.get("polynomial_decay"),
+    dict(init_value=1.0, total_steps=100, end_value=0.01, power=2.0),
+    dict(init_value=2.0, total_steps=40, end_value=0.1, power=0.5),
+    dict(total_steps=0, power=-1.0),
+  ),
+  "linear": (
+    S.__dict__.get("linear"),
+    dict(init_value=0.1, end_value=1.0, total_steps=50),
+    dict(init_value=0.5, end_value=0.0, total_steps=20),
+    dict(total_steps=0),
+  ),
+  "cosine_annealing": (
+    S.cosine_annealing,
+    dict(init_value=1.0, total_steps=100, end_value=0.01),
+    dict(init_value=2.0, total_steps=40, end_value=0.1),
+    dict(total_steps=0),
+  ),
+  "cosine_warm_restarts": (
+    S.__dict__.get("cosine_warm_restarts"),
+    dict(init_value=1.0, period=10, period_mult=2, end_value=0.01),
+    dict(init_value=2.0, period=7, period_mult=1, end_value=0.1),
+    dict(period=0, period_mult=0.5),
+  ),
+  "cyclic": (
+    S.__dict__.get("cyclic"),
+    dict(base_value=0.1, max_value=1.0, step_size_up=10, step_size_down=15, mode="exp_range", gamma=0.99),
+    dict(base_value=0.2, max_value=2.0, step_size_up=4, step_size_down=6, gamma=0.9),
+    dict(step_size_up=0, gamma=0.0),
+  ),
+  "one_cycle": (
+    S.__dict__.get("one_cycle"),
+    dict(peak_value=1.0, total_steps=100, pct_start=0.3, div_factor=25.0, final_div_factor=1e4),
+    dict(peak_value=2.0, total_steps=60, pct_start=0.5, div_factor=10.0, final_div_factor=100.0),
+    dict(total_steps=0, pct_start=1.5, div_factor=0.0, final_div_factor=-1.0),
+  ),
+  "one_cycle_momentum": (
+    S.__dict__.get("one_cycle_momentum"),
+    dict(total_steps=100, pct_start=0.3, base_momentum=0.85, max_momentum=0.95),
+    dict(total_steps=60, pct_start=0.5, base_momentum=0.8, max_momentum=0.9),
+    dict(total_steps=0, pct_start=0.0),
+  ),
+  "warmup": (
+    S.__dict__.get("warmup"),
+    _nested_warmup(),
+    dict(warmup_steps=5, init_value=0.1),
+    dict(warmup_steps=-1),
+  ),
+  "inverse_sqrt": (
+    S.__dict__.get("inverse_sqrt"),
+    dict(peak_value=1.0, warmup_steps=10),
+    dict(peak_value=2.0, warmup_steps=4),
+    dict(warmup_steps=-3),
+  ),
+  "warmup_stable_decay": (
+    S.__dict__.get("warmup_stable_decay"),
+    dict(peak_value=1.0, total_steps=100, warmup_steps=10, decay_steps=20, end_value=0.01, decay="cosine"),
+    dict(peak_value=2.0, total_steps=80, warmup_steps=5, decay_steps=30, end_value=0.1),
+    dict(total_steps=0, warmup_steps=-1, decay_steps=0),
+  ),
+  "join": (
+    S.__dict__.get("join"),
+    dict(schedules=[S.cosine_annealing(0.5, 10), S.cosine_annealing(1.0, 90)], boundaries=[10]),
+    dict(boundaries=[25]),
+    dict(boundaries=[-5]),
+  ),
+  "multiply": (
+    S.__dict__.get("multiply"),
+    dict(schedules=(S.cosine_annealing(1.0, 100), S.cosine_annealing(2.0, 50))),
+    dict(),
+    dict(),
+  ),
+  "piecewise_constant": (
+    S.__dict__.get("piecewise_constant"),
+    dict(boundaries=[10, 50], values=[1.0, 0.5, 0.1]),
+    dict(boundaries=[5, 60], values=[2.0, 0.2, 0.02]),
+    dict(boundaries=[50, 10]),
+  ),
+}
+
+
+def build(ctor, kwargs):
+  """Calls a constructor; ``multiply`` takes its schedules positionally."""
+  kw = dict(kwargs)
+  if "schedules" in kw and ctor.__name__ == "multiply":
+    return ctor(*kw.pop("schedules"), **kw)
+  return ctor(**kw)
