@@ -5,15 +5,41 @@ inside ``jax.jit`` / ``jax.vmap``, and round-trips through ``to_config()`` / ``f
 """
 
 from lr_jax.schedules._base import Schedule, from_config
-from lr_jax.schedules.compose import *  # noqa: F401,F403
-from lr_jax.schedules.cosine import *  # noqa: F401,F403
-from lr_jax.schedules.cyclic import *  # noqa: F401,F403
-from lr_jax.schedules.decay import *  # noqa: F401,F403
-from lr_jax.schedules.one_cycle import *  # noqa: F401,F403
-from lr_jax.schedules.warmup import *  # noqa: F401,F403
-from lr_jax.schedules import compose, cosine, cyclic, decay, one_cycle, warmup  # noqa: E402
+from lr_jax.schedules.compose import join, multiply
+from lr_jax.schedules.cosine import cosine_annealing, cosine_warm_restarts
+from lr_jax.schedules.cyclic import cyclic
+from lr_jax.schedules.decay import (
+  constant,
+  exponential_decay,
+  inverse_time_decay,
+  linear,
+  multistep_decay,
+  piecewise_constant,
+  polynomial_decay,
+  step_decay,
+)
+from lr_jax.schedules.one_cycle import one_cycle, one_cycle_momentum
+from lr_jax.schedules.warmup import inverse_sqrt, warmup, warmup_stable_decay
 
-__all__ = ["Schedule", "from_config"] + [
-  n for m in (decay, cosine, cyclic, one_cycle, warmup, compose) for n in m.__all__
+__all__ = [
+  "Schedule",
+  "from_config",
+  "constant",
+  "step_decay",
+  "multistep_decay",
+  "exponential_decay",
+  "inverse_time_decay",
+  "polynomial_decay",
+  "linear",
+  "cosine_annealing",
+  "cosine_warm_restarts",
+  "cyclic",
+  "one_cycle",
+  "one_cycle_momentum",
+  "warmup",
+  "inverse_sqrt",
+  "warmup_stable_decay",
+  "join",
+  "multiply",
+  "piecewise_constant",
 ]
-del compose, cosine, cyclic, decay, one_cycle, warmup

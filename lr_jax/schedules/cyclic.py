@@ -1,3 +1,124 @@
-"""(being written)"""
+"""Cyclical learning rates: ``cyclic`` (PyTorch's ``CyclicLR``)."""
 
-__all__ = []
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lr_jax._validation import all_ok, check, choice, number, poison
+from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class, static_field
+
+__all__ = ["cyclic"]
+
+_MODES = ("triangular", "triangular2", "exp_range")
+
+
+def _ok(*conds):
+  """``all_ok`` over conditions that may be Python/NumPy booleans or (traced) arrays."""
+  return all_ok(*(bool(c) if isinstance(c, (bool, np.bool_)) else c for c in conds))
+
+
+@schedule_class
+class Cyclic(Schedule):
+  """See :func:`cyclic`."""
+
+  base_value: ArrayLike
+  max_value: ArrayLike
+  step_size_up: ArrayLike = 2000
+  step_size_down: ArrayLike = 2000
+  mode: str = static_field("triangular")
+  gamma: ArrayLike = 1.0
+  name = "cyclic"
+
+  def valid(self):
+    return _ok(self.step_size_up > 0, self.step_size_down >= 0, self.gamma > 0, self.gamma <= 1)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    base, peak, up, down, gamma = (
+      as_float(x, dt) for x in (self.base_value, self.max_value, self.step_size_up, self.step_size_down, self.gamma)
+    )
+    t = as_step(step, dt)
+    total = up + down
+    done = jnp.floor(t / total)  # completed cycles (PyTorch's ``cycle - 1``)
+    pos = jnp.clip(t - done * total, 0, total)  # position inside the current cycle
+    rise = pos / up
+    fall = (total - pos) / jnp.where(down > 0, down, 1)
+    height = jnp.where(pos <= up, rise, fall)  # triangle wave in [0, 1]
+    if self.mode == "triangular":
+      scale = jnp.ones_like(t)
+    elif self.mode == "triangular2":
+      scale = jnp.exp2(-done)
+    else:  # exp_range: gamma ** t per iteration
+      scale = jnp.power(gamma, t)
+    rate = base + (peak - base) * height * scale
+    return poison(rate, self.valid())
+
+
+@register("cyclic")
+def cyclic(
+  base_value: ArrayLike,
+  max_value: ArrayLike,
+  step_size_up: ArrayLike = 2000,
+  step_size_down: ArrayLike | None = None,
+  mode: str = "triangular",
+  gamma: ArrayLike = 1.0,
+) -> Cyclic:
+  """Cyclical learning rate: a triangle wave between ``base_value`` and ``max_value``.
+
+  With up = ``step_size_up``, down = ``step_size_down``, L = up + down, c = floor(t / L) (completed
+  cycles) and p = t - c * L (position in the cycle)::
+
+      h(t)  = p / up                 if p <= up      (rising)
+            = (L - p) / down         otherwise       (falling)
+      f(t)  = 1                      mode="triangular"
+            = 1 / 2**c               mode="triangular2"  (amplitude halves every cycle)
+            = gamma**t               mode="exp_range"    (per step, not per cycle)
+      lr(t) = base + (max - base) * h(t) * f(t)
+
+  Matches ``torch.optim.lr_scheduler.CyclicLR(base_lr=base, max_lr=max, step_size_up=up,
+  step_size_down=down, mode=mode, gamma=gamma)`` (PyTorch writes triangular2's factor as
+  ``1/2**(cycle-1)`` with cycles counted from 1; that is ``1/2**c`` here). Differences: no custom
+  ``scale_fn`` (compose with :func:`multiply` instead), the momentum cycle is not produced, and
+  ``gamma`` must be in (0, 1] (PyTorch accepts any value; ``gamma > 1`` overflows). ``gamma`` is
+  ignored by the triangular modes. ``step_size_down=0`` gives a sawtooth.
+
+  Args:
+    base_value: lower bound of the cycle (the rate at step 0).
+    max_value: upper bound of the cycle (reached at step ``step_size_up`` in the first cycle).
+    step_size_up: steps in the rising half of a cycle; must be > 0.
+    step_size_down: steps in the falling half; must be >= 0. ``None`` means ``step_size_up``.
+    mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
+    gamma: per-step decay of the amplitude in ``"exp_range"`` mode; must be in (0, 1].
+
+  Returns:
+    A ``Cyclic`` schedule (a pytree; call it with a step or an array of steps).
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range or ``mode`` is unknown. Traced invalid
+      values give NaN rates.
+
+  References:
+    Smith, `Cyclical Learning Rates for Training Neural Networks <https://arxiv.org/abs/1506.01186>`_,
+    WACV 2017.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.cyclic(0.1, 1.0, step_size_up=2, step_size_down=4, mode="triangular2")
+    >>> print(*(f"{lr(t):.3f}" for t in range(9)))
+    0.100 0.550 1.000 0.775 0.550 0.325 0.100 0.325 0.550
+  """
+  fn = "cyclic"
+  base_value = number(base_value, fn=fn, name="base_value")
+  max_value = number(max_value, fn=fn, name="max_value")
+  step_size_up = number(step_size_up, fn=fn, name="step_size_up")
+  if step_size_down is None:
+    step_size_down = step_size_up
+  step_size_down = number(step_size_down, fn=fn, name="step_size_down")
+  mode = choice(mode, _MODES, fn=fn, name="mode")
+  gamma = number(gamma, fn=fn, name="gamma")
+  check(step_size_up > 0, fn=fn, must="`step_size_up` must be > 0", step_size_up=step_size_up)
+  check(step_size_down >= 0, fn=fn, must="`step_size_down` must be >= 0", step_size_down=step_size_down)
+  check(_ok(gamma > 0, gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
+  return Cyclic(base_value, max_value, step_size_up, step_size_down, mode, gamma)

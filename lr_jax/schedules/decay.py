@@ -1,3 +1,624 @@
-"""(being written)"""
+"""Decay schedules: constant, step, multi-step, exponential, inverse-time, polynomial, linear, piecewise.
 
-__all__ = []
+Each is a frozen pytree dataclass (numeric hyperparameters are leaves, ``staircase`` is static)
+built by a validating public constructor. Concrete bad values raise ``ValueError``; traced ones
+make the rates NaN (``valid()``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lr_jax._validation import all_ok, check, flag, is_traced, number, poison
+from lr_jax.schedules._base import (
+  ArrayLike,
+  Schedule,
+  as_float,
+  as_step,
+  register,
+  schedule_class,
+  static_field,
+)
+
+__all__ = [
+  "constant",
+  "step_decay",
+  "multistep_decay",
+  "exponential_decay",
+  "inverse_time_decay",
+  "polynomial_decay",
+  "linear",
+  "piecewise_constant",
+]
+
+
+def _ok(*conds):
+  """``True`` when every condition is concrete and holds, else one (traced) boolean.
+
+  Concrete conditions are reduced with NumPy, so a schedule whose hyperparameters were all checked
+  eagerly pays nothing for ``poison``; traced ones are reduced with ``jnp.all``.
+  """
+  out = []
+  for c in conds:
+    if is_traced(c):
+      out.append(jnp.all(c))
+    elif not bool(np.all(np.asarray(c))):
+      out.append(False)
+  if any(c is False for c in out):
+    return jnp.asarray(False)
+  return all_ok(*out)
+
+
+def _nondecreasing(x):
+  """Elementwise ``x[i+1] >= x[i]`` along the last axis (NumPy or traced, as ``x`` is)."""
+  return x[..., 1:] >= x[..., :-1]
+
+
+def _floor_div(t, d):
+  """``floor(t / d)`` for ``t >= 0``, ``d > 0``, corrected by one where float rounding crossed a multiple."""
+  q = jnp.floor(t / d)
+  q = jnp.where(q * d > t, q - 1, q)
+  return jnp.where((q + 1) * d <= t, q + 1, q)
+
+
+def _count_passed(t, points, *, strict: bool):
+  """How many ``points`` lie below ``t`` (``<=`` t, or ``<`` t if ``strict``), for each step."""
+  points = jnp.reshape(points, (1,) * t.ndim + points.shape)  # explicit broadcast (rank promotion off)
+  passed = t[..., None] > points if strict else t[..., None] >= points
+  return jnp.sum(passed, axis=-1)
+
+
+def _vector(x, *, fn: str, name: str):
+  """Static check that a sequence hyperparameter is 1-D (shapes are static, so this may raise)."""
+  if jnp.ndim(x) != 1:
+    raise ValueError(f"{fn}: `{name}` must be a 1-D sequence of numbers, got {name} with shape {jnp.shape(x)}.")
+  return x
+
+
+# --------------------------------------------------------------------------------------------------
+# constant
+
+
+@schedule_class
+class Constant(Schedule):
+  """See :func:`constant`."""
+
+  value: ArrayLike
+  name = "constant"
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    t = as_step(step, dt)
+    return as_float(self.value, dt) * jnp.ones_like(t)
+
+
+@register("constant")
+def constant(value: ArrayLike) -> Constant:
+  """The same rate ``value`` at every step.
+
+  ::
+
+      lr(t) = value
+
+  Matches ``torch.optim.lr_scheduler.ConstantLR(factor=1.0)`` (with ``value`` the optimizer's lr)
+  and ``optax.constant_schedule(value)``; unlike Optax's, the result has the shape of ``step``.
+
+  Args:
+    value: the rate; any finite number.
+
+  Returns:
+    A ``Constant`` schedule (a pytree; call it with a step or an array of steps).
+
+  Raises:
+    ValueError: if ``value`` is not a finite number.
+
+  References:
+    PyTorch, `ConstantLR <https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.ConstantLR.html>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.constant(0.1)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 10, 1000)))
+    0.10 0.10 0.10
+  """
+  value = number(value, fn="constant", name="value")
+  return Constant(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# step_decay
+
+
+@schedule_class
+class StepDecay(Schedule):
+  """See :func:`step_decay`."""
+
+  init_value: ArrayLike
+  step_size: ArrayLike
+  gamma: ArrayLike = 0.1
+  name = "step_decay"
+
+  def valid(self):
+    return _ok(self.step_size > 0, self.gamma > 0, self.gamma <= 1)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    init, size, gamma = (as_float(x, dt) for x in (self.init_value, self.step_size, self.gamma))
+    size = jnp.where(size > 0, size, 1)  # keeps an invalid lane's arithmetic finite before poisoning
+    k = _floor_div(as_step(step, dt), size)
+    return poison(init * jnp.power(gamma, k), self.valid())
+
+
+@register("step_decay")
+def step_decay(init_value: ArrayLike, step_size: ArrayLike, gamma: ArrayLike = 0.1) -> StepDecay:
+  """Multiplies the rate by ``gamma`` every ``step_size`` steps.
+
+  ::
+
+      lr(t) = init * gamma ** floor(t / step_size)
+
+  Matches ``torch.optim.lr_scheduler.StepLR(step_size, gamma)`` with ``init_value`` the optimizer's lr,
+  and Keras ``ExponentialDecay(init, decay_steps=step_size, decay_rate=gamma, staircase=True)``.
+  Differences: ``step_size`` may be any positive real (PyTorch requires an int) and may be traced;
+  ``gamma`` must be in (0, 1] (PyTorch also accepts growth, which overflows long before 2**31 steps).
+
+  Args:
+    init_value: rate for steps ``[0, step_size)``.
+    step_size: steps between two drops; must be > 0.
+    gamma: factor applied at each drop; must be in (0, 1].
+
+  Returns:
+    A ``StepDecay`` schedule.
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
+
+  References:
+    PyTorch, `StepLR <https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.StepLR.html>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.step_decay(1.0, step_size=30, gamma=0.1)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 29, 30, 60)))
+    1.00 1.00 0.10 0.01
+  """
+  fn = "step_decay"
+  init_value = number(init_value, fn=fn, name="init_value")
+  step_size = number(step_size, fn=fn, name="step_size")
+  gamma = number(gamma, fn=fn, name="gamma")
+  check(step_size > 0, fn=fn, must="`step_size` must be > 0", step_size=step_size)
+  check((gamma > 0) & (gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
+  return StepDecay(init_value, step_size, gamma)
+
+
+# --------------------------------------------------------------------------------------------------
+# multistep_decay
+
+
+@schedule_class
+class MultistepDecay(Schedule):
+  """See :func:`multistep_decay`."""
+
+  init_value: ArrayLike
+  milestones: ArrayLike
+  gamma: ArrayLike = 0.1
+  name = "multistep_decay"
+
+  def valid(self):
+    return _ok(self.gamma > 0, self.milestones >= 0, _nondecreasing(self.milestones))
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    init, milestones, gamma = (as_float(x, dt) for x in (self.init_value, self.milestones, self.gamma))
+    t = as_step(step, dt)
+    passed = _count_passed(t, milestones, strict=False).astype(dt)  # a duplicated milestone counts twice
+    return poison(init * jnp.power(gamma, passed), self.valid())
+
+
+@register("multistep_decay")
+def multistep_decay(init_value: ArrayLike, milestones: ArrayLike, gamma: ArrayLike = 0.1) -> MultistepDecay:
+  """Multiplies the rate by ``gamma`` at each milestone.
+
+  ::
+
+      lr(t) = init * gamma ** #{i : milestones[i] <= t}
+
+  Matches ``torch.optim.lr_scheduler.MultiStepLR(milestones, gamma)`` with ``init_value`` the
+  optimizer's lr: the rate drops *at* ``t == milestone``, and a milestone listed k times applies
+  ``gamma ** k`` (PyTorch counts milestones with a ``Counter``). ``milestones`` is one array leaf, so
+  it can be traced and vmapped (a batch of milestone lists of the same length). Differences: the
+  milestones must be sorted (PyTorch sorts them), and ``gamma > 1`` (growth) is allowed, as in PyTorch.
+
+  Args:
+    init_value: rate before the first milestone.
+    milestones: non-decreasing whole numbers >= 0 (a list or 1-D array; may be empty).
+    gamma: factor applied at each milestone; must be > 0.
+
+  Returns:
+    A ``MultistepDecay`` schedule.
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range or ``milestones`` is not 1-D. Traced
+      invalid values give NaN rates.
+
+  References:
+    PyTorch, `MultiStepLR <https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.MultiStepLR.html>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.multistep_decay(1.0, milestones=[30, 80], gamma=0.1)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 29, 30, 79, 80)))
+    1.00 1.00 0.10 0.10 0.01
+  """
+  fn = "multistep_decay"
+  init_value = number(init_value, fn=fn, name="init_value")
+  milestones = _vector(number(milestones, fn=fn, name="milestones", integer=True, allow_array=True), fn=fn, name="milestones")
+  gamma = number(gamma, fn=fn, name="gamma")
+  check(milestones >= 0, fn=fn, must="`milestones` must be >= 0", milestones=milestones)
+  check(_nondecreasing(milestones), fn=fn, must="`milestones` must be sorted (non-decreasing)", milestones=milestones)
+  check(gamma > 0, fn=fn, must="`gamma` must be > 0", gamma=gamma)
+  return MultistepDecay(init_value, milestones, gamma)
+
+
+# --------------------------------------------------------------------------------------------------
+# exponential_decay
+
+
+@schedule_class
+class ExponentialDecay(Schedule):
+  """See :func:`exponential_decay`."""
+
+  init_value: ArrayLike
+  gamma: ArrayLike
+  decay_steps: ArrayLike = 1
+  staircase: bool = static_field(False)
+  name = "exponential_decay"
+
+  def valid(self):
+    return _ok(self.gamma > 0, self.gamma <= 1, self.decay_steps > 0)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    init, gamma, ds = (as_float(x, dt) for x in (self.init_value, self.gamma, self.decay_steps))
+    ds = jnp.where(ds > 0, ds, 1)
+    t = as_step(step, dt)
+    p = _floor_div(t, ds) if self.staircase else t / ds
+    return poison(init * jnp.power(gamma, p), self.valid())
+
+
+@register("exponential_decay")
+def exponential_decay(
+  init_value: ArrayLike, gamma: ArrayLike, decay_steps: ArrayLike = 1, staircase: bool = False
+) -> ExponentialDecay:
+  """Exponential decay by ``gamma`` every ``decay_steps`` steps (continuously, or in stairs).
+
+  ::
+
+      p = t / decay_steps            (floor(t / decay_steps) if staircase)
+      lr(t) = init * gamma ** p
+
+  With ``decay_steps=1`` this is ``torch.optim.lr_scheduler.ExponentialLR(gamma)`` (``init_value``
+  the optimizer's lr); in general it is Keras ``ExponentialDecay(init, decay_steps,
+  decay_rate=gamma, staircase)`` and Optax ``exponential_decay(init, transition_steps=decay_steps,
+  decay_rate=gamma, staircase=staircase)`` without ``transition_begin``/``end_value``. Unlike
+  Optax's, ``gamma`` and ``decay_steps`` can be traced. ``gamma`` must be in (0, 1]: growth
+  (allowed by PyTorch, Keras and Optax) would overflow to inf long before step 2**31, so it is
+  rejected; for a warm-up use :func:`warmup`.
+
+  Args:
+    init_value: rate at step 0.
+    gamma: decay factor per ``decay_steps`` steps; must be in (0, 1].
+    decay_steps: steps per factor ``gamma``; must be > 0.
+    staircase: if True, decay in discrete stairs (static, not traceable).
+
+  Returns:
+    An ``ExponentialDecay`` schedule.
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
+
+  References:
+    Keras, `ExponentialDecay <https://keras.io/api/optimizers/learning_rate_schedules/exponential_decay/>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.exponential_decay(1.0, gamma=0.5, decay_steps=10)
+    >>> print(*(f"{lr(t):.3f}" for t in (0, 5, 10, 20)))
+    1.000 0.707 0.500 0.250
+    >>> stairs = schedules.exponential_decay(1.0, gamma=0.5, decay_steps=10, staircase=True)
+    >>> print(*(f"{stairs(t):.3f}" for t in (0, 9, 10, 20)))
+    1.000 1.000 0.500 0.250
+  """
+  fn = "exponential_decay"
+  init_value = number(init_value, fn=fn, name="init_value")
+  gamma = number(gamma, fn=fn, name="gamma")
+  decay_steps = number(decay_steps, fn=fn, name="decay_steps")
+  staircase = flag(staircase, fn=fn, name="staircase")
+  check((gamma > 0) & (gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
+  check(decay_steps > 0, fn=fn, must="`decay_steps` must be > 0", decay_steps=decay_steps)
+  return ExponentialDecay(init_value, gamma, decay_steps, staircase)
+
+
+# --------------------------------------------------------------------------------------------------
+# inverse_time_decay
+
+
+@schedule_class
+class InverseTimeDecay(Schedule):
+  """See :func:`inverse_time_decay`."""
+
+  init_value: ArrayLike
+  decay_rate: ArrayLike
+  decay_steps: ArrayLike = 1
+  staircase: bool = static_field(False)
+  name = "inverse_time_decay"
+
+  def valid(self):
+    return _ok(self.decay_rate >= 0, self.decay_steps > 0)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    init, rate, ds = (as_float(x, dt) for x in (self.init_value, self.decay_rate, self.decay_steps))
+    ds = jnp.where(ds > 0, ds, 1)
+    rate = jnp.maximum(rate, 0)  # keeps an invalid lane finite before poisoning
+    t = as_step(step, dt)
+    p = _floor_div(t, ds) if self.staircase else t / ds
+    return poison(init / (1 + rate * p), self.valid())
+
+
+@register("inverse_time_decay")
+def inverse_time_decay(
+  init_value: ArrayLike, decay_rate: ArrayLike, decay_steps: ArrayLike = 1, staircase: bool = False
+) -> InverseTimeDecay:
+  """The "1/t" decay.
+
+  ::
+
+      p = t / decay_steps            (floor(t / decay_steps) if staircase)
+      lr(t) = init / (1 + decay_rate * p)
+
+  Matches Keras ``InverseTimeDecay(init, decay_steps, decay_rate, staircase)``. PyTorch has it only
+  inside ``Adagrad(lr_decay=...)`` (``lr / (1 + (k - 1) * lr_decay)``, with k counted from 1), which
+  is ``inverse_time_decay(lr, decay_rate=lr_decay)`` at step ``k - 1``. ``decay_rate`` must be >= 0
+  (Keras accepts negative rates, which divide by zero).
+
+  Args:
+    init_value: rate at step 0.
+    decay_rate: must be >= 0 (0 gives a constant).
+    decay_steps: time unit of the decay; must be > 0.
+    staircase: if True, decay in discrete stairs (static, not traceable).
+
+  Returns:
+    An ``InverseTimeDecay`` schedule.
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
+
+  References:
+    Keras, `InverseTimeDecay <https://keras.io/api/optimizers/learning_rate_schedules/inverse_time_decay/>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.inverse_time_decay(1.0, decay_rate=0.5, decay_steps=10)
+    >>> print(*(f"{lr(t):.3f}" for t in (0, 10, 20, 100)))
+    1.000 0.667 0.500 0.167
+  """
+  fn = "inverse_time_decay"
+  init_value = number(init_value, fn=fn, name="init_value")
+  decay_rate = number(decay_rate, fn=fn, name="decay_rate")
+  decay_steps = number(decay_steps, fn=fn, name="decay_steps")
+  staircase = flag(staircase, fn=fn, name="staircase")
+  check(decay_rate >= 0, fn=fn, must="`decay_rate` must be >= 0", decay_rate=decay_rate)
+  check(decay_steps > 0, fn=fn, must="`decay_steps` must be > 0", decay_steps=decay_steps)
+  return InverseTimeDecay(init_value, decay_rate, decay_steps, staircase)
+
+
+# --------------------------------------------------------------------------------------------------
+# polynomial_decay
+
+
+@schedule_class
+class PolynomialDecay(Schedule):
+  """See :func:`polynomial_decay`."""
+
+  init_value: ArrayLike
+  total_steps: ArrayLike
+  end_value: ArrayLike = 0.0
+  power: ArrayLike = 1.0
+  name = "polynomial_decay"
+
+  def valid(self):
+    return _ok(self.total_steps > 0, self.power >= 0)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    init, total, end, power = (as_float(x, dt) for x in (self.init_value, self.total_steps, self.end_value, self.power))
+    total = jnp.where(total > 0, total, 1)
+    remaining = jnp.clip(total - as_step(step, dt), 0, total) / total  # 1 - min(t, T) / T, exact at T
+    return poison(end + (init - end) * jnp.power(remaining, power), self.valid())
+
+
+@register("polynomial_decay")
+def polynomial_decay(
+  init_value: ArrayLike, total_steps: ArrayLike, end_value: ArrayLike = 0.0, power: ArrayLike = 1.0
+) -> PolynomialDecay:
+  """Polynomial decay from ``init_value`` to ``end_value`` over ``total_steps``, then ``end_value``.
+
+  With T = ``total_steps``::
+
+      lr(t) = end + (init - end) * (1 - min(t, T) / T) ** power
+
+  With ``end_value=0`` this is ``torch.optim.lr_scheduler.PolynomialLR(total_iters=T, power)``
+  (``init_value`` the optimizer's lr; PyTorch always decays to 0). It is also Optax
+  ``polynomial_schedule(init, end, power, transition_steps=T)`` and Keras ``PolynomialDecay(init, T,
+  end, power, cycle=False)``. Unlike Optax's, ``total_steps`` can be traced (Optax branches on it in
+  Python). ``power`` must be >= 0; ``power=0`` gives a constant ``init_value``.
+
+  Args:
+    init_value: rate at step 0.
+    total_steps: length of the decay; must be > 0.
+    end_value: rate at and after ``total_steps``.
+    power: exponent of the decay; must be >= 0.
+
+  Returns:
+    A ``PolynomialDecay`` schedule.
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
+
+  References:
+    PyTorch, `PolynomialLR <https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.PolynomialLR.html>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.polynomial_decay(1.0, total_steps=100, power=2.0)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 50, 100, 200)))
+    1.00 0.25 0.00 0.00
+  """
+  fn = "polynomial_decay"
+  init_value = number(init_value, fn=fn, name="init_value")
+  total_steps = number(total_steps, fn=fn, name="total_steps")
+  end_value = number(end_value, fn=fn, name="end_value")
+  power = number(power, fn=fn, name="power")
+  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
+  check(power >= 0, fn=fn, must="`power` must be >= 0", power=power)
+  return PolynomialDecay(init_value, total_steps, end_value, power)
+
+
+# --------------------------------------------------------------------------------------------------
+# linear
+
+
+@schedule_class
+class Linear(Schedule):
+  """See :func:`linear`."""
+
+  init_value: ArrayLike
+  end_value: ArrayLike
+  total_steps: ArrayLike
+  name = "linear"
+
+  def valid(self):
+    return _ok(self.total_steps > 0)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    init, end, total = (as_float(x, dt) for x in (self.init_value, self.end_value, self.total_steps))
+    total = jnp.where(total > 0, total, 1)
+    # end + (init - end) * (1 - pct) is exact at pct = 1; init + (end - init) * pct is not in float32.
+    remaining = jnp.clip(total - as_step(step, dt), 0, total) / total
+    return poison(end + (init - end) * remaining, self.valid())
+
+
+@register("linear")
+def linear(init_value: ArrayLike, end_value: ArrayLike, total_steps: ArrayLike) -> Linear:
+  """Linear interpolation from ``init_value`` to ``end_value`` over ``total_steps``, then ``end_value``.
+
+  With T = ``total_steps``::
+
+      lr(t) = init + (end - init) * min(t, T) / T
+
+  (computed as ``end + (init - end) * (1 - min(t, T) / T)``, which is exact at t = T in float32).
+  Matches ``torch.optim.lr_scheduler.LinearLR(start_factor=init/base, end_factor=end/base,
+  total_iters=T)`` for an optimizer lr ``base``, and Optax ``linear_schedule(init, end,
+  transition_steps=T)``. Differences: values are absolute rates, not factors <= 1 of a base rate, and
+  ``total_steps`` may be traced.
+
+  Args:
+    init_value: rate at step 0.
+    end_value: rate at and after ``total_steps``.
+    total_steps: length of the ramp; must be > 0.
+
+  Returns:
+    A ``Linear`` schedule.
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
+
+  References:
+    PyTorch, `LinearLR <https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.LinearLR.html>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.linear(0.1, 1.0, total_steps=10)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 5, 10, 20)))
+    0.10 0.55 1.00 1.00
+  """
+  fn = "linear"
+  init_value = number(init_value, fn=fn, name="init_value")
+  end_value = number(end_value, fn=fn, name="end_value")
+  total_steps = number(total_steps, fn=fn, name="total_steps")
+  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
+  return Linear(init_value, end_value, total_steps)
+
+
+# --------------------------------------------------------------------------------------------------
+# piecewise_constant
+
+
+@schedule_class
+class PiecewiseConstant(Schedule):
+  """See :func:`piecewise_constant`."""
+
+  boundaries: ArrayLike
+  values: ArrayLike
+  name = "piecewise_constant"
+
+  def valid(self):
+    return _ok(_nondecreasing(self.boundaries))
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    boundaries, values = as_float(self.boundaries, dt), as_float(self.values, dt)
+    t = as_step(step, dt)
+    index = _count_passed(t, boundaries, strict=True)  # a boundary step keeps the old value
+    return poison(jnp.take(values, index, axis=0, mode="clip"), self.valid())
+
+
+@register("piecewise_constant")
+def piecewise_constant(boundaries: ArrayLike, values: ArrayLike) -> PiecewiseConstant:
+  """Constant pieces: ``values[i]`` between consecutive ``boundaries``.
+
+  With b = ``boundaries`` (n of them) and v = ``values`` (n + 1)::
+
+      lr(t) = v[0]   if t <= b[0]
+              v[i]   if b[i-1] < t <= b[i]
+              v[n]   if t > b[n-1]
+
+  Matches Keras ``PiecewiseConstantDecay(boundaries, values)``: a boundary step still has the old
+  value, so the switch happens at ``t = b + 1``. (Optax's ``piecewise_constant_schedule`` switches at
+  ``t = b`` and takes cumulative scales; MultiStepLR, i.e. :func:`multistep_decay`, also switches at
+  ``t = b``.) Both arguments are array leaves, so they can be traced and vmapped.
+
+  Args:
+    boundaries: non-decreasing steps (a list or 1-D array; may be empty).
+    values: the rates, one more than ``boundaries``.
+
+  Returns:
+    A ``PiecewiseConstant`` schedule.
+
+  Raises:
+    ValueError: if the lengths do not match, an argument is not 1-D, or concrete ``boundaries`` are
+      not sorted. Traced unsorted boundaries give NaN rates.
+
+  References:
+    Keras, `PiecewiseConstantDecay <https://keras.io/api/optimizers/learning_rate_schedules/piecewise_constant_decay/>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.piecewise_constant(boundaries=[10, 20], values=[1.0, 0.5, 0.1])
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 10, 11, 20, 21)))
+    1.00 1.00 0.50 0.50 0.10
+  """
+  fn = "piecewise_constant"
+  boundaries = _vector(number(boundaries, fn=fn, name="boundaries", allow_array=True), fn=fn, name="boundaries")
+  values = _vector(number(values, fn=fn, name="values", allow_array=True), fn=fn, name="values")
+  if jnp.shape(values)[0] != jnp.shape(boundaries)[0] + 1:
+    raise ValueError(
+      f"{fn}: `values` must have one more entry than `boundaries`, got {jnp.shape(values)[0]} values "
+      f"and {jnp.shape(boundaries)[0]} boundaries."
+    )
+  check(_nondecreasing(boundaries), fn=fn, must="`boundaries` must be sorted (non-decreasing)", boundaries=boundaries)
+  return PiecewiseConstant(boundaries, values)

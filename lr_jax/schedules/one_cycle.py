@@ -1,3 +1,262 @@
-"""(being written)"""
+"""The 1cycle policy: ``one_cycle`` (PyTorch's ``OneCycleLR`` rate) and ``one_cycle_momentum``."""
 
-__all__ = []
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lr_jax._validation import all_ok, check, choice, flag, number, poison
+from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class, static_field
+
+__all__ = ["one_cycle", "one_cycle_momentum"]
+
+_ANNEALS = ("cos", "linear")
+
+
+def _ok(*conds):
+  """``all_ok`` over conditions that may be Python/NumPy booleans or (traced) arrays."""
+  return all_ok(*(bool(c) if isinstance(c, (bool, np.bool_)) else c for c in conds))
+
+
+def _phases(t, total, pct, three_phase: bool, anneal: str, values):
+  """PyTorch's OneCycleLR interpolation through ``values`` (one ``(start, end)`` pair per phase).
+
+  Phase ends are ``pct*N - 1``, (three-phase) ``2*pct*N - 2``, and ``N - 1``; each phase starts where
+  the previous one ends. A step belongs to the first phase whose end it does not pass (else the last
+  one). Steps past ``N - 1`` hold the value at ``N - 1``.
+  """
+  ends = [pct * total - 1]
+  if three_phase:
+    ends.append(2 * pct * total - 2)
+  ends.append(total - 1)
+  starts = [jnp.zeros_like(total)] + ends[:-1]
+  t = jnp.clip(t, 0, jnp.maximum(total - 1, 0))
+
+  def interp(i):
+    (hi, lo), s, e = values[i], starts[i], ends[i]
+    span = e - s
+    pos = span > 0
+    # Fraction of the phase still ahead: exact 0 at the phase end (torch divides 0/0 there when
+    # the phase is empty; we give the phase's end value).
+    remaining = jnp.clip(jnp.where(pos, (e - t) / jnp.where(pos, span, 1), 0), 0, 1)
+    if anneal == "cos":  # (1 + cos(pi * pct)) / 2 == sin^2(pi/2 * (1 - pct))
+      w = jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
+    else:
+      w = remaining
+    return lo + (hi - lo) * w
+
+  out = interp(len(ends) - 1)
+  for i in reversed(range(len(ends) - 1)):
+    out = jnp.where(t <= ends[i], interp(i), out)
+  return out
+
+
+@schedule_class
+class OneCycle(Schedule):
+  """See :func:`one_cycle`."""
+
+  peak_value: ArrayLike
+  total_steps: ArrayLike
+  pct_start: ArrayLike = 0.3
+  anneal: str = static_field("cos")
+  div_factor: ArrayLike = 25.0
+  final_div_factor: ArrayLike = 1e4
+  three_phase: bool = static_field(False)
+  name = "one_cycle"
+
+  def valid(self):
+    return _ok(
+      self.total_steps > 0, self.pct_start > 0, self.pct_start < 1, self.div_factor > 0, self.final_div_factor > 0
+    )
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    peak, total, pct, div, final_div = (
+      as_float(x, dt)
+      for x in (self.peak_value, self.total_steps, self.pct_start, self.div_factor, self.final_div_factor)
+    )
+    initial = peak / div
+    floor = initial / final_div
+    if self.three_phase:
+      values = [(initial, peak), (peak, initial), (initial, floor)]
+    else:
+      values = [(initial, peak), (peak, floor)]
+    rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values)
+    return poison(rate, self.valid())
+
+
+@schedule_class
+class OneCycleMomentum(Schedule):
+  """See :func:`one_cycle_momentum`."""
+
+  total_steps: ArrayLike
+  pct_start: ArrayLike = 0.3
+  anneal: str = static_field("cos")
+  base_momentum: ArrayLike = 0.85
+  max_momentum: ArrayLike = 0.95
+  three_phase: bool = static_field(False)
+  name = "one_cycle_momentum"
+
+  def valid(self):
+    return _ok(
+      self.total_steps > 0,
+      self.pct_start > 0,
+      self.pct_start < 1,
+      self.base_momentum >= 0,
+      self.base_momentum <= 1,
+      self.max_momentum >= 0,
+      self.max_momentum <= 1,
+    )
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    total, pct, lo, hi = (
+      as_float(x, dt) for x in (self.total_steps, self.pct_start, self.base_momentum, self.max_momentum)
+    )
+    if self.three_phase:
+      values = [(hi, lo), (lo, hi), (hi, hi)]
+    else:
+      values = [(hi, lo), (lo, hi)]
+    rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values)
+    return poison(rate, self.valid())
+
+
+def _common(fn, total_steps, pct_start, anneal, three_phase):
+  total_steps = number(total_steps, fn=fn, name="total_steps")
+  pct_start = number(pct_start, fn=fn, name="pct_start")
+  anneal = choice(anneal, _ANNEALS, fn=fn, name="anneal")
+  three_phase = flag(three_phase, fn=fn, name="three_phase")
+  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
+  check(_ok(pct_start > 0, pct_start < 1), fn=fn, must="`pct_start` must be in (0, 1)", pct_start=pct_start)
+  return total_steps, pct_start, anneal, three_phase
+
+
+@register("one_cycle")
+def one_cycle(
+  peak_value: ArrayLike,
+  total_steps: ArrayLike,
+  pct_start: ArrayLike = 0.3,
+  anneal: str = "cos",
+  div_factor: ArrayLike = 25.0,
+  final_div_factor: ArrayLike = 1e4,
+  three_phase: bool = False,
+) -> OneCycle:
+  """The 1cycle learning rate: warm up to ``peak_value``, then anneal far below the start.
+
+  With N = ``total_steps``, p = ``pct_start``, initial = peak / ``div_factor`` and
+  floor = initial / ``final_div_factor``, the rate interpolates between these points (a phase
+  starts where the previous one ends, the first at step 0)::
+
+      two phases:    initial -> peak     until step  p*N - 1
+                     peak    -> floor    until step  N - 1
+      three phases:  initial -> peak     until step  p*N - 1
+                     peak    -> initial  until step  2*p*N - 2
+                     initial -> floor    until step  N - 1
+      anneal="cos":    lr = end + (start - end) * (1 + cos(pi * frac)) / 2
+      anneal="linear": lr = end + (start - end) * (1 - frac)
+      lr(t) = lr(N - 1) for t > N - 1
+
+  where frac is the fraction of the current phase already done. A step belongs to the first phase
+  whose end it does not pass. This is exactly ``torch.optim.lr_scheduler.OneCycleLR(max_lr=peak,
+  total_steps=N, pct_start=p, anneal_strategy=anneal, div_factor=..., final_div_factor=...,
+  three_phase=...)``'s rate for t <= N - 1 (the floor is initial / final_div_factor, not
+  peak / final_div_factor); past N - 1 it holds the final value where PyTorch raises. Optax's
+  ``cosine_onecycle_schedule`` peaks one step later (at ``int(p*N)``) and cannot trace ``pct_start``.
+  The matching momentum cycle is :func:`one_cycle_momentum`.
+
+  Args:
+    peak_value: the highest rate (PyTorch's ``max_lr``).
+    total_steps: length of the cycle; must be > 0.
+    pct_start: fraction of the cycle spent warming up; must be in (0, 1).
+    anneal: ``"cos"`` or ``"linear"`` (PyTorch's ``anneal_strategy``).
+    div_factor: initial = peak_value / div_factor; must be > 0.
+    final_div_factor: floor = initial / final_div_factor; must be > 0.
+    three_phase: if True, anneal back to the initial rate before the final annihilation phase.
+
+  Returns:
+    A ``OneCycle`` schedule (a pytree; call it with a step or an array of steps).
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range or ``anneal`` is unknown. Traced invalid
+      values give NaN rates.
+
+  References:
+    Smith & Topin, `Super-Convergence <https://arxiv.org/abs/1708.07120>`_, 2017.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.one_cycle(1.0, total_steps=10, pct_start=0.3, anneal="linear", div_factor=5.0)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 6, 9, 20)))
+    0.20 0.60 1.00 0.43 0.00 0.00
+  """
+  fn = "one_cycle"
+  peak_value = number(peak_value, fn=fn, name="peak_value")
+  total_steps, pct_start, anneal, three_phase = _common(fn, total_steps, pct_start, anneal, three_phase)
+  div_factor = number(div_factor, fn=fn, name="div_factor")
+  final_div_factor = number(final_div_factor, fn=fn, name="final_div_factor")
+  check(div_factor > 0, fn=fn, must="`div_factor` must be > 0", div_factor=div_factor)
+  check(final_div_factor > 0, fn=fn, must="`final_div_factor` must be > 0", final_div_factor=final_div_factor)
+  return OneCycle(peak_value, total_steps, pct_start, anneal, div_factor, final_div_factor, three_phase)
+
+
+@register("one_cycle_momentum")
+def one_cycle_momentum(
+  total_steps: ArrayLike,
+  pct_start: ArrayLike = 0.3,
+  anneal: str = "cos",
+  base_momentum: ArrayLike = 0.85,
+  max_momentum: ArrayLike = 0.95,
+  three_phase: bool = False,
+) -> OneCycleMomentum:
+  """The 1cycle momentum cycle, opposite to the rate: ``max -> base -> max``.
+
+  Same phases and annealing as :func:`one_cycle` (N = ``total_steps``, p = ``pct_start``)::
+
+      two phases:    max -> base  until step  p*N - 1
+                     base -> max  until step  N - 1
+      three phases:  max -> base  until step  p*N - 1
+                     base -> max  until step  2*p*N - 2
+                     max          until step  N - 1
+      m(t) = m(N - 1) for t > N - 1
+
+  This is the ``momentum`` (or ``betas[0]``) that ``torch.optim.lr_scheduler.OneCycleLR`` writes into
+  the optimizer with ``cycle_momentum=True``, as a schedule: feed it to ``b1`` or ``momentum``
+  through ``optax.inject_hyperparams``. Past N - 1 it holds the final value where PyTorch raises.
+
+  Args:
+    total_steps: length of the cycle; must be > 0.
+    pct_start: fraction of the cycle spent warming up the rate; must be in (0, 1).
+    anneal: ``"cos"`` or ``"linear"``.
+    base_momentum: the lowest momentum (at the rate's peak); must be in [0, 1].
+    max_momentum: the momentum at the start and at the end; must be in [0, 1].
+    three_phase: as in :func:`one_cycle`; phase 3 holds ``max_momentum``.
+
+  Returns:
+    A ``OneCycleMomentum`` schedule (a pytree; call it with a step or an array of steps).
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range or ``anneal`` is unknown. Traced invalid
+      values give NaN.
+
+  References:
+    Smith, `A disciplined approach to neural network hyper-parameters: Part 1
+    <https://arxiv.org/abs/1803.09820>`_, 2018.
+
+  Examples:
+    >>> import optax
+    >>> from lr_jax import schedules
+    >>> m = schedules.one_cycle_momentum(total_steps=10, pct_start=0.3, anneal="linear")
+    >>> print(*(f"{m(t):.3f}" for t in (0, 1, 2, 6, 9)))
+    0.950 0.900 0.850 0.907 0.950
+    >>> opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=m)
+  """
+  fn = "one_cycle_momentum"
+  total_steps, pct_start, anneal, three_phase = _common(fn, total_steps, pct_start, anneal, three_phase)
+  base_momentum = number(base_momentum, fn=fn, name="base_momentum")
+  max_momentum = number(max_momentum, fn=fn, name="max_momentum")
+  check(_ok(base_momentum >= 0, base_momentum <= 1), fn=fn, must="`base_momentum` must be in [0, 1]",
+        base_momentum=base_momentum)
+  check(_ok(max_momentum >= 0, max_momentum <= 1), fn=fn, must="`max_momentum` must be in [0, 1]",
+        max_momentum=max_momentum)
+  return OneCycleMomentum(total_steps, pct_start, anneal, base_momentum, max_momentum, three_phase)

@@ -1,3 +1,294 @@
-"""(being written)"""
+"""Warm-up schedules: ``warmup`` (around any schedule), ``inverse_sqrt`` and ``warmup_stable_decay``."""
 
-__all__ = []
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lr_jax._validation import all_ok, check, choice, number, poison
+from lr_jax.schedules._base import (
+  ArrayLike,
+  Schedule,
+  as_float,
+  as_schedule,
+  as_step,
+  register,
+  schedule_class,
+  static_field,
+)
+
+__all__ = ["warmup", "inverse_sqrt", "warmup_stable_decay"]
+
+_WARMUP_MODES = ("linear", "exponential")
+_DECAYS = ("linear", "cosine", "1-sqrt")
+
+
+def _ok(*conds):
+  """``all_ok`` over conditions that may be Python/NumPy booleans or (traced) arrays."""
+  return all_ok(*(bool(c) if isinstance(c, (bool, np.bool_)) else c for c in conds))
+
+
+def _safe_div(num, den):
+  """``num / den`` where ``den > 0``, else 0 (with finite gradients on both sides)."""
+  pos = den > 0
+  return jnp.where(pos, num / jnp.where(pos, den, 1), 0)
+
+
+@schedule_class
+class Warmup(Schedule):
+  """See :func:`warmup`."""
+
+  schedule: Schedule
+  warmup_steps: ArrayLike
+  init_value: ArrayLike = 0.0
+  mode: str = static_field("linear")
+  name = "warmup"
+
+  def valid(self):
+    if self.mode == "exponential":
+      return _ok(self.warmup_steps >= 0, self.init_value > 0)
+    return _ok(self.warmup_steps >= 0)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    w, init = as_float(self.warmup_steps, dt), as_float(self.init_value, dt)
+    t = as_step(step, dt)
+    after = as_float(self.schedule(jnp.maximum(t - w, 0)), dt)
+    target = as_float(self.schedule(jnp.zeros((), dt)), dt)  # the inner schedule's rate at its step 0
+    remaining = _safe_div(w - t, w)  # 1 at t = 0, 0 at t = warmup_steps
+    if self.mode == "linear":
+      ramp = target + (init - target) * remaining
+    else:
+      ramp = init * jnp.power(target / init, 1 - remaining)
+    rate = jnp.where(t < w, ramp, after)
+    return poison(rate, self.valid())
+
+
+@register("warmup")
+def warmup(
+  schedule: Schedule | Callable[[ArrayLike], ArrayLike],
+  warmup_steps: ArrayLike,
+  init_value: ArrayLike = 0.0,
+  mode: str = "linear",
+) -> Warmup:
+  """Prepends a warm-up from ``init_value`` to ``schedule``'s first rate, then runs ``schedule``.
+
+  With W = ``warmup_steps``, s = ``schedule`` and s0 = s(0)::
+
+      lr(t) = init + (s0 - init) * t / W          t < W, mode="linear"
+            = init * (s0 / init) ** (t / W)       t < W, mode="exponential" (geometric)
+            = s(t - W)                            t >= W
+
+  The inner schedule restarts from its own step 0 after the warm-up, exactly like
+  ``torch.optim.lr_scheduler.SequentialLR([LinearLR(start_factor=init/base, total_iters=W), X],
+  milestones=[W])``, where ``base`` is the optimizer's lr (= s0). PyTorch's ``LinearLR`` cannot
+  start at 0 (``start_factor > 0``); this can. Optax's ``warmup_*`` schedules fix the schedule that
+  follows; this wraps any schedule. ``W = 0`` means no warm-up.
+
+  Args:
+    schedule: an lr_jax schedule (serializable) or any ``step -> rate`` callable (an Optax
+      schedule, a function; these cannot be serialized by ``to_config``).
+    warmup_steps: length of the warm-up; must be >= 0.
+    init_value: rate at step 0; must be > 0 with ``mode="exponential"``.
+    mode: ``"linear"`` or ``"exponential"`` (requires s0 >= 0 as well; s0 < 0 gives NaN).
+
+  Returns:
+    A ``Warmup`` schedule (a pytree holding ``schedule`` as a child).
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range, ``mode`` is unknown or ``schedule`` is
+      not callable. Traced invalid values give NaN rates.
+
+  References:
+    Goyal et al., `Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour
+    <https://arxiv.org/abs/1706.02677>`_, 2017 (gradual warm-up).
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.warmup(schedules.cosine_annealing(1.0, total_steps=10), warmup_steps=4)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 4, 9, 14)))
+    0.00 0.25 0.50 1.00 0.50 0.00
+  """
+  fn = "warmup"
+  schedule = as_schedule(schedule, fn=fn, name="schedule")
+  warmup_steps = number(warmup_steps, fn=fn, name="warmup_steps")
+  init_value = number(init_value, fn=fn, name="init_value")
+  mode = choice(mode, _WARMUP_MODES, fn=fn, name="mode")
+  check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
+  if mode == "exponential":
+    check(init_value > 0, fn=fn, must='`init_value` must be > 0 with mode="exponential"', init_value=init_value)
+  return Warmup(schedule, warmup_steps, init_value, mode)
+
+
+@schedule_class
+class InverseSqrt(Schedule):
+  """See :func:`inverse_sqrt`."""
+
+  peak_value: ArrayLike
+  warmup_steps: ArrayLike
+  name = "inverse_sqrt"
+
+  def valid(self):
+    return _ok(self.warmup_steps >= 0)
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    peak, w = as_float(self.peak_value, dt), as_float(self.warmup_steps, dt)
+    t = as_step(step, dt)
+    pos = w > 0
+    ramp = jnp.where(pos, t / jnp.where(pos, w, 1), jnp.inf)
+    decay = jnp.sqrt(jnp.maximum(w, 1) / jnp.maximum(t, 1))
+    rate = peak * jnp.minimum(ramp, decay)
+    return poison(rate, self.valid())
+
+
+@register("inverse_sqrt")
+def inverse_sqrt(peak_value: ArrayLike, warmup_steps: ArrayLike) -> InverseSqrt:
+  """Linear warm-up to ``peak_value``, then decay with the inverse square root of the step.
+
+  With W = ``warmup_steps``::
+
+      lr(t) = peak * min(t / W, sqrt(max(W, 1) / max(t, 1)))
+
+  i.e. ``peak * t / W`` for t < W and ``peak * sqrt(W / t)`` for t >= W when W >= 1: the
+  "Noam" / Transformer schedule, equal to HF transformers ``get_inverse_sqrt_schedule(
+  num_warmup_steps=W)`` (its default ``timescale = W``) times ``peak_value``. With W = 0 there is no
+  warm-up and the decay's timescale is 1 step: ``peak / sqrt(max(t, 1))`` (HF instead switches to
+  ``timescale=10_000``); a fractional 0 < W < 1 ramps to ``peak`` at W and holds it until step 1.
+  Optax and PyTorch have no such schedule.
+
+  Args:
+    peak_value: rate at the end of the warm-up.
+    warmup_steps: length of the warm-up and the decay's timescale; must be >= 0.
+
+  Returns:
+    An ``InverseSqrt`` schedule (a pytree; call it with a step or an array of steps).
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
+
+  References:
+    Vaswani et al., `Attention Is All You Need <https://arxiv.org/abs/1706.03762>`_, NeurIPS 2017, §5.3.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.inverse_sqrt(1.0, warmup_steps=4)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 2, 4, 16, 64)))
+    0.00 0.50 1.00 0.50 0.25
+  """
+  fn = "inverse_sqrt"
+  peak_value = number(peak_value, fn=fn, name="peak_value")
+  warmup_steps = number(warmup_steps, fn=fn, name="warmup_steps")
+  check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
+  return InverseSqrt(peak_value, warmup_steps)
+
+
+@schedule_class
+class WarmupStableDecay(Schedule):
+  """See :func:`warmup_stable_decay`."""
+
+  peak_value: ArrayLike
+  total_steps: ArrayLike
+  warmup_steps: ArrayLike
+  decay_steps: ArrayLike
+  end_value: ArrayLike = 0.0
+  decay: str = static_field("linear")
+  name = "warmup_stable_decay"
+
+  def valid(self):
+    return _ok(
+      self.warmup_steps >= 0, self.decay_steps > 0, self.warmup_steps + self.decay_steps <= self.total_steps
+    )
+
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    peak, total, w, d, end = (
+      as_float(x, dt) for x in (self.peak_value, self.total_steps, self.warmup_steps, self.decay_steps, self.end_value)
+    )
+    t = as_step(step, dt)
+    ramp = peak * _safe_div(t, w)
+    start = total - d
+    remaining = jnp.clip(_safe_div(total - t, d), 0, 1)  # 1 when the decay starts, 0 at total_steps
+    if self.decay == "linear":
+      f = remaining
+    elif self.decay == "cosine":  # (1 + cos(pi * q)) / 2 with q = 1 - remaining
+      f = jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
+    else:  # 1-sqrt: 1 - sqrt(q)
+      f = 1 - jnp.sqrt(jnp.clip(_safe_div(t - start, d), 0, 1))
+    decayed = end + (peak - end) * f
+    rate = jnp.where(t < w, ramp, jnp.where(t < start, peak, decayed))
+    return poison(rate, self.valid())
+
+
+@register("warmup_stable_decay")
+def warmup_stable_decay(
+  peak_value: ArrayLike,
+  total_steps: ArrayLike,
+  warmup_steps: ArrayLike,
+  decay_steps: ArrayLike,
+  end_value: ArrayLike = 0.0,
+  decay: str = "linear",
+) -> WarmupStableDecay:
+  """Warmup-stable-decay (WSD, "trapezoidal"): warm up, hold ``peak_value``, decay at the end.
+
+  With N = ``total_steps``, W = ``warmup_steps``, D = ``decay_steps`` and q = (t - (N - D)) / D::
+
+      lr(t) = peak * t / W                       t < W
+            = peak                               W <= t < N - D
+            = end + (peak - end) * f(q)          N - D <= t < N
+            = end                                t >= N
+      f(q)  = 1 - q                              decay="linear"
+            = (1 + cos(pi * q)) / 2              decay="cosine"
+            = 1 - sqrt(q)                        decay="1-sqrt"
+
+  Matches HF transformers ``get_wsd_schedule(num_warmup_steps=W, num_decay_steps=D,
+  num_training_steps=N, decay_type=decay, min_lr_ratio=end/peak)`` (``warmup_type="linear"``,
+  ``num_cycles=0.5``) times ``peak_value``, except that the warm-up here starts at 0 where HF's starts
+  at ``end_value`` (identical when ``end_value=0``), and ``end_value`` is absolute, not a ratio.
+
+  Args:
+    peak_value: rate of the stable phase.
+    total_steps: N, the length of the whole schedule (warm-up, stable and decay).
+    warmup_steps: W, length of the linear warm-up from 0; must be >= 0.
+    decay_steps: D, length of the final decay; must be > 0, and W + D <= N.
+    end_value: rate at and after N.
+    decay: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
+
+  Returns:
+    A ``WarmupStableDecay`` schedule (a pytree; call it with a step or an array of steps).
+
+  Raises:
+    ValueError: if a concrete hyperparameter is out of range or ``decay`` is unknown. Traced invalid
+      values give NaN rates.
+
+  References:
+    Hägele et al., `Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations
+    <https://arxiv.org/abs/2405.18392>`_, NeurIPS 2024.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.warmup_stable_decay(1.0, total_steps=10, warmup_steps=2, decay_steps=4)
+    >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 6, 7, 9, 10, 20)))
+    0.00 0.50 1.00 1.00 0.75 0.25 0.00 0.00
+  """
+  fn = "warmup_stable_decay"
+  peak_value = number(peak_value, fn=fn, name="peak_value")
+  total_steps = number(total_steps, fn=fn, name="total_steps")
+  warmup_steps = number(warmup_steps, fn=fn, name="warmup_steps")
+  decay_steps = number(decay_steps, fn=fn, name="decay_steps")
+  end_value = number(end_value, fn=fn, name="end_value")
+  decay = choice(decay, _DECAYS, fn=fn, name="decay")
+  check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
+  check(decay_steps > 0, fn=fn, must="`decay_steps` must be > 0", decay_steps=decay_steps)
+  check(
+    warmup_steps + decay_steps <= total_steps,
+    fn=fn,
+    must="`warmup_steps + decay_steps` must be <= `total_steps`",
+    warmup_steps=warmup_steps,
+    decay_steps=decay_steps,
+    total_steps=total_steps,
+  )
+  return WarmupStableDecay(peak_value, total_steps, warmup_steps, decay_steps, end_value, decay)

@@ -1,0 +1,66 @@
+"""Tutorial section 7: cosine annealing, and cosine annealing with warm restarts (SGDR).
+
+With T = ``total_steps``::
+
+    lr(t) = end + (init - end) * (1 + cos(pi * min(t, T) / T)) / 2
+
+``cosine_warm_restarts`` runs the same curve over periods T_0, T_0 * mult, T_0 * mult**2, ... and
+jumps back to ``init`` at the start of each period (PyTorch's CosineAnnealingWarmRestarts).
+
+Run: python examples/07_cosine_annealing.py --steps 500 [--figure cosine_annealing.png]
+"""
+
+import argparse
+
+import jax
+import numpy as np
+
+from lr_jax import optimizers, schedules, tasks
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=500, help="SGD updates of each fit")
+  parser.add_argument("--figure", help="write this section's figure (PNG) here")
+  args = parser.parse_args(argv)
+
+  rules = {
+    "cosine(T=100)": schedules.cosine_annealing(0.1, total_steps=100, end_value=0.001),
+    "restarts(10, x2)": schedules.cosine_warm_restarts(0.1, period=10, period_mult=2, end_value=0.001),
+  }
+  steps = np.array([0, 5, 9, 10, 20, 29, 30, 50, 100, 150])
+  print("rate at step      " + " ".join(f"{t:>8d}" for t in steps))
+  for name, lr in rules.items():
+    print(f"{name + ':':<17} " + " ".join(f"{v:8.5f}" for v in np.asarray(lr(steps))))
+
+  x, y = (np.asarray(a[0]) for a in tasks.make("linreg").batches)
+  batches = (x.reshape(10, -1), y.reshape(10, -1))
+  curves = {}
+  for name, lr in {"constant 0.5": 0.5, "cosine 0.5 -> 0": schedules.cosine_annealing(0.5, total_steps=args.steps)}.items():
+    params, curves[name] = tasks.fit(tasks.linreg_loss, tasks.linreg_init(), batches, optimizers.sgd(lr), args.steps)
+    print(f"y = 3x + 2 + noise, sgd, batches of 10, {name}, {args.steps} updates: m = {params['m']:.5f}, "
+          f"b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}")
+
+  if args.figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    t = np.arange(160)
+    for name, lr in rules.items():
+      a.plot(t, np.asarray(lr(t)), label=name)
+    a.set(xlabel="step", ylabel="learning rate", title="cosine annealing (0.1 -> 0.001)")
+    a.legend()
+    for name, c in curves.items():
+      b.semilogy(np.asarray(c), label=name, lw=0.8)
+    b.set(xlabel="update", ylabel="mini-batch MSE", title="y = 3x + 2 + noise, sgd")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(args.figure, dpi=90)
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Tutorial section 7: ReduceLROnPlateau, cut the rate when the monitored loss stops improving.
+
+Once per evaluation (an epoch) with value v (PyTorch's rule, ``mode="min"``, relative threshold)::
+
+    improved = v < best - |best| * threshold
+    best = v and num_bad = 0 if improved, else num_bad += 1
+    if num_bad > patience:  scale *= factor;  num_bad = 0
+
+``optimizers.reduce_on_plateau`` is an Optax transformation: chain it after an optimizer and pass the
+loss as ``value=`` to ``update``; ``state.scale`` is the multiplier now in force.
+
+Run: python examples/07_reduce_on_plateau.py --steps 600 [--figure reduce_on_plateau.png]
+"""
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lr_jax import optimizers, tasks
+
+VALUES = [1.0, 0.7, 0.6, 0.6, 0.61, 0.59, 0.6, 0.6, 0.58, 0.57, 0.57, 0.57, 0.57, 0.57]
+STEPS_PER_EPOCH = 10
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=600, help="SGD updates of the fit (10 per epoch)")
+  parser.add_argument("--figure", help="write this section's figure (PNG) here")
+  args = parser.parse_args(argv)
+
+  plateau = optimizers.reduce_on_plateau(factor=0.5, patience=2, threshold=0.02)
+  state = plateau.init({"w": jnp.zeros(())})
+  scales = []
+  for v in VALUES:
+    _, state = plateau.update({"w": jnp.zeros(())}, state, value=v)
+    scales.append(float(state.scale))
+  print("reduce_on_plateau(factor=0.5, patience=2, threshold=0.02)")
+  print("epoch loss: " + " ".join(f"{v:5.2f}" for v in VALUES))
+  print("scale:      " + " ".join(f"{s:5.2f}" for s in scales))
+
+  # SGD on mini-batches of y = 3x + 2 + noise; the plateau monitors the loss averaged over each epoch.
+  x, y = (jnp.asarray(a[0]) for a in tasks.make("linreg").batches)
+  xb, yb = x.reshape(STEPS_PER_EPOCH, -1), y.reshape(STEPS_PER_EPOCH, -1)
+  opt = optax.chain(
+    optimizers.sgd(0.5),
+    optimizers.reduce_on_plateau(factor=0.5, patience=3, accumulation_steps=STEPS_PER_EPOCH),
+  )
+
+  @jax.jit
+  def train(params):
+    def step(carry, t):
+      params, state = carry
+      i = t % STEPS_PER_EPOCH
+      loss, grads = jax.value_and_grad(tasks.linreg_loss)(params, (xb[i], yb[i]))
+      updates, state = opt.update(grads, state, params, value=loss)
+      return (optax.apply_updates(params, updates), state), (loss, state[1].scale)
+
+    (params, _), (losses, trace) = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(args.steps))
+    return params, losses, trace
+
+  params, losses, trace = train(tasks.linreg_init())
+  trace = np.asarray(trace)
+  drops = [int(t) // STEPS_PER_EPOCH + 1 for t in np.flatnonzero(np.diff(trace) < 0) + 1]
+  print(f"y = 3x + 2 + noise, sgd(0.5) + reduce_on_plateau(0.5, patience=3), {args.steps} updates: "
+        f"m = {params['m']:.4f}, b = {params['b']:.4f}, final scale = {trace[-1]:.6g}, "
+        f"halved after epochs {drops}")
+
+  if args.figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(VALUES, "o-", label="monitored loss")
+    a.step(range(len(scales)), scales, where="post", label="scale")
+    a.set(xlabel="evaluation (epoch)", title="factor 0.5, patience 2, threshold 2%")
+    a.legend()
+    epoch_loss = np.asarray(losses)[: len(losses) // STEPS_PER_EPOCH * STEPS_PER_EPOCH].reshape(-1, STEPS_PER_EPOCH)
+    b.semilogy(epoch_loss.mean(axis=1), label="epoch mean loss")
+    b.semilogy(trace[STEPS_PER_EPOCH - 1 :: STEPS_PER_EPOCH], label="scale")
+    b.set(xlabel="epoch", title="y = 3x + 2 + noise, sgd(0.5) + plateau")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(args.figure, dpi=90)
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

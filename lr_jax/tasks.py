@@ -1,0 +1,307 @@
+"""Built-in training problems shared by the command line, the examples and the tests.
+
+Two tasks, both on data that ships with the installed packages (no download):
+
+* ``linreg``: the tutorial's linear regression, ``y = 3 x + 2 + noise`` with ``x ~ U(0, 1)``,
+  parameters ``{"m": slope, "b": intercept}`` starting at 0, loss ``mean((m x + b - y)**2)``.
+* ``digits``: a one-hidden-layer MLP (64 -> 32 -> 10, tanh) on scikit-learn's 8x8 handwritten
+  digits (1797 images that ship inside scikit-learn), softmax cross-entropy, test accuracy as metric.
+
+``make(name)`` returns a :class:`Task` (loss, initial parameters, stacked mini-batches, an
+evaluation function), which is exactly what ``lr_jax.lr_find`` and ``lr_jax.sweep`` take. ``fit``
+trains any of them with an Optax optimizer in one jit-compiled ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lr_jax._validation import choice, number
+
+__all__ = [
+  "Task",
+  "make",
+  "fit",
+  "linreg_data",
+  "linreg_init",
+  "linreg_loss",
+  "digits_data",
+  "mlp_init",
+  "mlp_apply",
+  "mlp_loss",
+  "mlp_accuracy",
+  "TASKS",
+]
+
+TASKS = ("linreg", "digits")
+
+
+class Task(NamedTuple):
+  """A built-in problem: everything ``lr_find``, ``sweep`` and ``fit`` need.
+
+  Attributes:
+    name: ``"linreg"`` or ``"digits"``.
+    loss_fn: ``loss_fn(params, batch) -> scalar`` training loss.
+    params: initial parameters (a pytree of float32 arrays).
+    batches: a pytree of arrays whose leading axis indexes mini-batches (cycled by the trainers).
+    eval_fn: ``eval_fn(params) -> scalar`` on held-out data (test MSE, or test accuracy).
+    metric: name of what ``eval_fn`` returns (``"test_mse"`` or ``"test_accuracy"``).
+  """
+
+  name: str
+  loss_fn: Callable[[Any, Any], jax.Array]
+  params: Any
+  batches: Any
+  eval_fn: Callable[[Any], jax.Array]
+  metric: str
+
+
+# --------------------------------------------------------------------------------------------------
+# Linear regression: y = 3 x + 2 + noise
+
+
+def linreg_data(n: int = 100, noise: float = 0.1, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+  """The tutorial's synthetic data: ``x ~ U(0, 1)``, ``y = 3 x + 2 + noise * N(0, 1)``.
+
+  Args:
+    n: number of points.
+    noise: standard deviation of the Gaussian noise.
+    seed: NumPy seed (the data are the same on every machine).
+
+  Returns:
+    ``(x, y)``, two float32 arrays of shape ``(n,)``.
+
+  Examples:
+    >>> x, y = linreg_data(n=4, noise=0.0)
+    >>> print(*(f"{v:.2f}" for v in y - 3 * x))
+    2.00 2.00 2.00 2.00
+  """
+  n = int(number(n, fn="linreg_data", name="n", integer=True))
+  if n < 2:
+    raise ValueError(f"linreg_data: `n` must be >= 2, got n={n}.")
+  rng = np.random.default_rng(seed)
+  x = rng.uniform(0.0, 1.0, size=n)
+  y = 3.0 * x + 2.0 + noise * rng.standard_normal(n)
+  return x.astype(np.float32), y.astype(np.float32)
+
+
+def linreg_init() -> dict[str, jax.Array]:
+  """Slope ``m`` and intercept ``b``, both 0 (float32 scalars).
+
+  Examples:
+    >>> print(sorted(linreg_init()))
+    ['b', 'm']
+  """
+  return {"m": jnp.zeros((), jnp.float32), "b": jnp.zeros((), jnp.float32)}
+
+
+def linreg_loss(params, batch) -> jax.Array:
+  """Mean squared error ``mean((m x + b - y)**2)`` of the line on ``batch = (x, y)``.
+
+  Examples:
+    >>> x, y = jnp.array([0.0, 1.0]), jnp.array([2.0, 5.0])
+    >>> print(f"{linreg_loss({'m': jnp.float32(3.0), 'b': jnp.float32(0.0)}, (x, y)):.2f}")
+    4.00
+  """
+  x, y = batch
+  return jnp.mean(jnp.square(params["m"] * x + params["b"] - y))
+
+
+# --------------------------------------------------------------------------------------------------
+# Digits MLP
+
+
+def digits_data(seed: int = 0, test_size: int = 450) -> dict[str, np.ndarray]:
+  """scikit-learn's 8x8 handwritten digits, pixels scaled to [0, 1], split into train and test.
+
+  The data ship inside scikit-learn (``sklearn.datasets.load_digits``), so nothing is downloaded;
+  scikit-learn is imported here, lazily, and is part of the ``dev`` extra.
+
+  Args:
+    seed: NumPy seed of the train/test permutation.
+    test_size: number of held-out images (of 1797).
+
+  Returns:
+    ``{"x_train", "y_train", "x_test", "y_test"}``: float32 images of shape ``(n, 64)`` and int32
+    labels of shape ``(n,)``.
+
+  Raises:
+    ImportError: if scikit-learn is not installed.
+
+  Examples:
+    >>> d = digits_data()
+    >>> print(d["x_train"].shape, d["x_test"].shape)
+    (1347, 64) (450, 64)
+  """
+  try:
+    from sklearn.datasets import load_digits
+  except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+      "the digits task needs scikit-learn (it ships the images): pip install scikit-learn, "
+      "or install lr-jax with the dev extra."
+    ) from e
+  images, labels = load_digits(return_X_y=True)
+  order = np.random.default_rng(seed).permutation(len(labels))
+  x = (images[order] / 16.0).astype(np.float32)
+  y = labels[order].astype(np.int32)
+  return {"x_train": x[test_size:], "y_train": y[test_size:], "x_test": x[:test_size], "y_test": y[:test_size]}
+
+
+def mlp_init(key: jax.Array, sizes: tuple[int, ...] = (64, 32, 10)) -> list[dict[str, jax.Array]]:
+  """LeCun-normal weights and zero biases for an MLP with layer widths ``sizes``.
+
+  Examples:
+    >>> params = mlp_init(jax.random.key(0))
+    >>> print([p["w"].shape for p in params])
+    [(64, 32), (32, 10)]
+  """
+  keys = jax.random.split(key, len(sizes) - 1)
+  return [
+    {"w": jax.random.normal(k, (n_in, n_out), jnp.float32) / np.sqrt(n_in), "b": jnp.zeros((n_out,), jnp.float32)}
+    for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
+  ]
+
+
+def mlp_apply(params, x: jax.Array) -> jax.Array:
+  """Logits of the MLP: tanh hidden layers, linear output.
+
+  Examples:
+    >>> print(mlp_apply(mlp_init(jax.random.key(0)), jnp.zeros((5, 64))).shape)
+    (5, 10)
+  """
+  for layer in params[:-1]:
+    x = jnp.tanh(x @ layer["w"] + layer["b"][None, :])
+  return x @ params[-1]["w"] + params[-1]["b"][None, :]
+
+
+def mlp_loss(params, batch) -> jax.Array:
+  """Mean softmax cross-entropy of the MLP on ``batch = (x, labels)``.
+
+  Examples:
+    >>> zero = [{"w": jnp.zeros((64, 10)), "b": jnp.zeros(10)}]
+    >>> print(f"{mlp_loss(zero, (jnp.ones((3, 64)), jnp.array([0, 1, 2]))):.4f}")  # log(10)
+    2.3026
+  """
+  x, labels = batch
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(mlp_apply(params, x), labels))
+
+
+def mlp_accuracy(params, x: jax.Array, labels: jax.Array) -> jax.Array:
+  """Fraction of ``x`` whose arg-max logit is the label.
+
+  Examples:
+    >>> eye = [{"w": jnp.eye(64, 10), "b": jnp.zeros(10)}]
+    >>> print(f"{mlp_accuracy(eye, jnp.eye(4, 64), jnp.array([0, 1, 2, 0])):.2f}")
+    0.75
+  """
+  return jnp.mean((jnp.argmax(mlp_apply(params, x), axis=-1) == labels).astype(jnp.float32))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tasks and a trainer
+
+
+def make(name: str, *, seed: int = 0, batch_size: int = 64) -> Task:
+  """Builds a built-in task by name.
+
+  ``linreg`` uses all 100 points in every step (full batch: one batch). ``digits`` cuts the 1347
+  training images into ``1347 // batch_size`` shuffled mini-batches (one epoch), which the trainers cycle.
+
+  Args:
+    name: ``"linreg"`` or ``"digits"``.
+    seed: seed of the data split, the batch order and the MLP's initial weights.
+    batch_size: mini-batch size of ``digits``.
+
+  Returns:
+    A :class:`Task`.
+
+  Raises:
+    ValueError: for an unknown ``name``.
+
+  Examples:
+    >>> task = make("linreg")
+    >>> print(task.metric, [a.shape for a in task.batches])
+    test_mse [(1, 100), (1, 100)]
+  """
+  choice(name, TASKS, fn="tasks.make", name="name")
+  if name == "linreg":
+    x, y = linreg_data(seed=42 + seed)
+    xt, yt = linreg_data(seed=1042 + seed)
+    return Task(
+      name,
+      linreg_loss,
+      linreg_init(),
+      (jnp.asarray(x)[None], jnp.asarray(y)[None]),
+      lambda p: linreg_loss(p, (xt, yt)),
+      "test_mse",
+    )
+  d = digits_data(seed=seed)
+  n = len(d["y_train"]) // batch_size
+  order = np.random.default_rng(seed + 1).permutation(len(d["y_train"]))[: n * batch_size]
+  xb = d["x_train"][order].reshape(n, batch_size, 64)
+  yb = d["y_train"][order].reshape(n, batch_size)
+  xt, yt = jnp.asarray(d["x_test"]), jnp.asarray(d["y_test"])
+  return Task(
+    name,
+    mlp_loss,
+    mlp_init(jax.random.key(seed)),
+    (jnp.asarray(xb), jnp.asarray(yb)),
+    lambda p: mlp_accuracy(p, xt, yt),
+    "test_accuracy",
+  )
+
+
+def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, num_steps: int, *, history: bool = False):
+  """Trains ``params`` for ``num_steps`` Optax updates in one jit-compiled ``lax.scan``.
+
+  Step t uses mini-batch ``t % num_batches``; the loss recorded at step t is the loss of the
+  parameters *before* the t-th update, as in a plain Optax loop::
+
+      for t in range(num_steps):
+          loss, grads = jax.value_and_grad(loss_fn)(params, batch[t % n])
+          updates, state = optimizer.update(grads, state, params)
+          params = optax.apply_updates(params, updates)
+
+  Args:
+    loss_fn: ``loss_fn(params, batch) -> scalar``.
+    params: initial parameters.
+    batches: pytree of arrays whose leading axis indexes mini-batches.
+    optimizer: any ``optax.GradientTransformation`` (``optimizers.sgd(schedule)`` ...).
+    num_steps: number of updates (a Python int: it is the scan's length).
+    history: if true, return the parameters after every update, stacked along a new leading axis
+      of length ``num_steps``, instead of the final parameters only.
+
+  Returns:
+    ``(params, losses)`` with ``losses`` of shape ``(num_steps,)``.
+
+  Examples:
+    >>> from lr_jax import optimizers
+    >>> task = make("linreg")
+    >>> params, losses = fit(task.loss_fn, task.params, task.batches, optimizers.sgd(0.5), 500)
+    >>> print(f"m={params['m']:.1f} b={params['b']:.1f}")
+    m=3.0 b=2.0
+  """
+  num_steps = int(number(num_steps, fn="fit", name="num_steps", integer=True))
+  if num_steps < 0:
+    raise ValueError(f"fit: `num_steps` must be >= 0, got num_steps={num_steps}.")
+  n = jax.tree.leaves(batches)[0].shape[0]
+
+  @jax.jit
+  def run(params, batches):
+    def body(carry, t):
+      params, state = carry
+      batch = jax.tree.map(lambda a: a[t % n], batches)
+      loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+      updates, state = optimizer.update(grads, state, params)
+      params = optax.apply_updates(params, updates)
+      return (params, state), ((params if history else None), loss)
+
+    (params, _), (trail, losses) = jax.lax.scan(body, (params, optimizer.init(params)), jnp.arange(num_steps))
+    return (trail if history else params), losses
+
+  return run(params, batches)

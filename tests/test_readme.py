@@ -1,0 +1,27 @@
+"""Every ```python block of README.md that is written as a doctest (>>>) runs and prints what it says."""
+
+import doctest
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _blocks():
+  text = README.read_text()
+  return [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if ">>>" in b]
+
+
+def test_readme_has_doctest_blocks():
+  assert len(_blocks()) >= 2
+
+
+def test_readme_doctests_pass():
+  parser = doctest.DocTestParser()
+  runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+  globs = {}
+  for i, block in enumerate(_blocks()):
+    test = parser.get_doctest(block, globs, f"README block {i}", str(README), 0)
+    runner.run(test)
+  result = runner.summarize(verbose=False)
+  assert result.failed == 0, f"{result.failed} README doctest lines failed (see output above)"
