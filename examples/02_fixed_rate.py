@@ -36,7 +36,9 @@ def descend(x, rate, steps):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=1000, help="gradient-descent steps of the fixes and the fit")
+  parser.add_argument(
+    "--steps", type=int, default=1000, help="gradient-descent steps of the fixes and the fit"
+  )
   parser.add_argument("--figure", help="write this section's figure (PNG) here")
   args = parser.parse_args(argv)
 
@@ -46,7 +48,9 @@ def main(argv=None):
   print(f"J(0, 0) = {loss:.6g}")
   print(f"dJ/dm = {grads['m']:.6g}")
   print(f"dJ/db = {grads['b']:.6g}")
-  print(f"plain MSE = mean((pred - price)**2) doubles them: dMSE/dm = {2 * grads['m']:.6g}, dMSE/db = {2 * grads['b']:.6g}")
+  print(
+    f"plain MSE = mean((pred - price)**2) doubles them: dMSE/dm = {2 * grads['m']:.8g}, dMSE/db = {2 * grads['b']:.8g}"
+  )
 
   trail, losses = descend(SIZES, 0.01, 6)
   for k in range(4):
@@ -68,13 +72,17 @@ def main(argv=None):
   print(f"fix 1: back in sq ft: slope = {mz / std:.6g}, intercept = {bz - mz * mean / std:.6g}")
 
   trail_s, losses_s = descend(SIZES, 5e-7, args.steps)
-  print(f"fix 2: raw sizes, rate 5e-07 < 2/lambda_max, {args.steps} steps: "
-        f"m = {trail_s['m'][-1]:.6g}, b = {trail_s['b'][-1]:.6g}, J = {half_mse(jax.tree.map(lambda a: a[-1], trail_s), (SIZES, PRICES)):.6g}")
+  print(
+    f"fix 2: raw sizes, rate 5e-07 < 2/lambda_max, {args.steps} steps: "
+    f"m = {trail_s['m'][-1]:.6g}, b = {trail_s['b'][-1]:.6g}, J = {half_mse(jax.tree.map(lambda a: a[-1], trail_s), (SIZES, PRICES)):.6g}"
+  )
 
   task = tasks.make("linreg")
   params, fit_losses = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.sgd(0.1), args.steps)
-  print(f"y = 3x + 2 + noise, sgd rate 0.1, {args.steps} steps: m = {params['m']:.6g}, b = {params['b']:.6g}, "
-        f"MSE = {task.loss_fn(params, jax.tree.map(lambda a: a[0], task.batches)):.6g}")
+  print(
+    f"y = 3x + 2 + noise, sgd rate 0.1, batches of 10, {args.steps} steps: m = {params['m']:.6g}, b = {params['b']:.6g}, "
+    f"MSE = {tasks.linreg_loss(params, tasks.linreg_data()):.6g}"
+  )
 
   if args.figure:
     import matplotlib

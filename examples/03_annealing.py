@@ -12,7 +12,6 @@ Run: python examples/03_annealing.py --steps 500 [--figure annealing.png]
 
 import argparse
 
-import jax
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
@@ -36,13 +35,15 @@ def main(argv=None):
     print(f"{name + ':':<15} " + " ".join(f"{v:9.6f}" for v in np.asarray(lr(steps))))
 
   task = tasks.make("linreg")
-  batch = jax.tree.map(lambda a: a[0], task.batches)
+  batch = tasks.linreg_data()
   curves = {}
   for name, lr in rules.items():
     params, curves[name] = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.sgd(lr), args.steps)
     budget = float(np.sum(np.asarray(lr(np.arange(args.steps)), np.float64)))
-    print(f"fit {name + ',':<12} {args.steps} steps: m = {params['m']:.5f}, b = {params['b']:.5f}, "
-          f"MSE = {task.loss_fn(params, batch):.6f}, sum of rates = {budget:.4f}")
+    print(
+      f"fit {name + ',':<12} {args.steps} steps: m = {params['m']:.5f}, b = {params['b']:.5f}, "
+      f"MSE = {task.loss_fn(params, batch):.6f}, sum of rates = {budget:.4f}"
+    )
 
   if args.figure:
     import matplotlib

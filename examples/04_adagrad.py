@@ -46,13 +46,17 @@ def main(argv=None):
   for k in range(3):
     print(f"after update {k + 1}: m = {trail['m'][k]:.6g}, b = {trail['b'][k]:.6g}")
   final = jax.tree.map(lambda a: a[-1], trail)
-  print(f"after update {steps}: m = {final['m']:.6g}, b = {final['b']:.6g}, "
-        f"J = {half_mse(final, (SIZES, PRICES)):.6g} (J(0, 0) = {losses[0]:.6g})")
+  print(
+    f"after update {steps}: m = {final['m']:.6g}, b = {final['b']:.6g}, "
+    f"J = {half_mse(final, (SIZES, PRICES)):.6g} (J(0, 0) = {losses[0]:.6g})"
+  )
 
   task = tasks.make("linreg")
   params, curve = tasks.fit(task.loss_fn, task.params, task.batches, optimizer(LINE_RATE), steps)
-  print(f"y = 3x + 2 + noise, {NAME}({LINE_RATE}), {steps} updates: m = {params['m']:.5f}, "
-        f"b = {params['b']:.5f}, MSE = {task.loss_fn(params, jax.tree.map(lambda a: a[0], task.batches)):.6f}")
+  print(
+    f"y = 3x + 2 + noise, {NAME}({LINE_RATE}), {steps} updates: m = {params['m']:.5f}, "
+    f"b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, tasks.linreg_data()):.6f}"
+  )
 
   if args.figure:
     import matplotlib

@@ -16,7 +16,6 @@ Run: python examples/05_cyclic.py --steps 400 [--figure cyclic.png]
 
 import argparse
 
-import jax
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
@@ -41,9 +40,11 @@ def main(argv=None):
   lr = schedules.cyclic(0.05, 0.5, step_size_up=50)
   task = tasks.make("linreg")
   params, curve = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.sgd(lr), args.steps)
-  print(f"y = 3x + 2 + noise, sgd(cyclic(0.05, 0.5, step_size_up=50)), {args.steps} steps: "
-        f"m = {params['m']:.5f}, b = {params['b']:.5f}, "
-        f"MSE = {task.loss_fn(params, jax.tree.map(lambda a: a[0], task.batches)):.6f}")
+  print(
+    f"y = 3x + 2 + noise, sgd(cyclic(0.05, 0.5, step_size_up=50)), {args.steps} steps: "
+    f"m = {params['m']:.5f}, b = {params['b']:.5f}, "
+    f"MSE = {tasks.linreg_loss(params, tasks.linreg_data()):.6f}"
+  )
 
   if args.figure:
     import matplotlib

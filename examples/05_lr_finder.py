@@ -17,7 +17,6 @@ Run: python examples/05_lr_finder.py --steps 100 [--figure lr_finder.png]
 
 import argparse
 
-import jax
 import numpy as np
 
 import lr_jax
@@ -30,26 +29,39 @@ def main(argv=None):
   parser.add_argument("--figure", help="write this section's figure (PNG) here")
   args = parser.parse_args(argv)
 
-  task = tasks.make("linreg")
-  x, y = (np.asarray(a[0], np.float64) for a in task.batches)
-  design = np.stack([x, np.ones_like(x)], axis=1)
+  x, y = tasks.linreg_data()  # all 100 points in every step: plain (full-batch) gradient descent
+  full = (x[None], y[None])
+  design = np.stack([x.astype(np.float64), np.ones_like(x, np.float64)], axis=1)
   lam = np.linalg.eigvalsh(2.0 / len(x) * design.T @ design)
-  print(f"Hessian of the MSE: lambda_max = {lam[-1]:.6g}; gradient descent diverges above 2/lambda_max = {2 / lam[-1]:.6g}")
+  print(
+    f"Hessian of the MSE: lambda_max = {lam[-1]:.6g}; gradient descent diverges above 2/lambda_max = {2 / lam[-1]:.6g}"
+  )
 
   result = lr_jax.lr_find(
-    task.loss_fn, task.params, task.batches, optimizer=optimizers.sgd, min_lr=1e-4, max_lr=10.0, num_steps=args.steps
+    tasks.linreg_loss,
+    tasks.linreg_init(),
+    full,
+    optimizer=optimizers.sgd,
+    min_lr=1e-4,
+    max_lr=10.0,
+    num_steps=args.steps,
   )
   lrs, losses, smooth = (np.asarray(a) for a in (result.lrs, result.losses, result.smoothed_losses))
   print("first rates: " + " ".join(f"{v:.6g}" for v in lrs[:3]) + f"; last rate: {lrs[-1]:.6g}")
   print("first losses: " + " ".join(f"{v:.6g}" for v in losses[:3]))
   print("first smoothed losses: " + " ".join(f"{v:.6g}" for v in smooth[:3]))
-  print(f"diverged at index: {result.diverged_at} (rate {lrs[result.diverged_at]:.6g})"
-        if result.diverged_at is not None else "diverged at index: None")
+  print(
+    f"diverged at index: {result.diverged_at} (rate {lrs[result.diverged_at]:.6g})"
+    if result.diverged_at is not None
+    else "diverged at index: None"
+  )
   print(f"suggested rate: {result.suggestion:.6g} = {result.suggestion * lam[-1] / 2:.3g} x the threshold")
 
-  params, _ = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.sgd(result.suggestion), 200)
-  print(f"gradient descent at the suggested rate, 200 steps: m = {params['m']:.4f}, b = {params['b']:.4f}, "
-        f"MSE = {task.loss_fn(params, jax.tree.map(lambda a: a[0], task.batches)):.5f}")
+  params, _ = tasks.fit(tasks.linreg_loss, tasks.linreg_init(), full, optimizers.sgd(result.suggestion), 500)
+  print(
+    f"gradient descent at the suggested rate, 500 steps: m = {params['m']:.4f}, b = {params['b']:.4f}, "
+    f"MSE = {tasks.linreg_loss(params, tasks.linreg_data()):.5f}"
+  )
 
   if args.figure:
     import matplotlib

@@ -14,7 +14,6 @@ Run: python examples/06_warmup.py --steps 300 [--figure warmup.png]
 
 import argparse
 
-import jax
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
@@ -38,15 +37,17 @@ def main(argv=None):
   total = max(args.steps, 20)
   warm = total // 10
   task = tasks.make("linreg")
-  batch = jax.tree.map(lambda a: a[0], task.batches)
+  batch = tasks.linreg_data()
   curves = {}
   for name, lr in {
     "no warm-up": schedules.cosine_annealing(0.5, total_steps=total),
     "warm-up": schedules.warmup(schedules.cosine_annealing(0.5, total_steps=total - warm), warmup_steps=warm),
   }.items():
     params, curves[name] = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.adam(lr), total)
-    print(f"y = 3x + 2 + noise, adam, cosine from 0.5, {name}, {total} updates: m = {params['m']:.5f}, "
-          f"b = {params['b']:.5f}, MSE = {task.loss_fn(params, batch):.6f}")
+    print(
+      f"y = 3x + 2 + noise, adam, cosine from 0.5, {name}, {total} updates: m = {params['m']:.5f}, "
+      f"b = {params['b']:.5f}, MSE = {task.loss_fn(params, batch):.6f}"
+    )
 
   if args.figure:
     import matplotlib

@@ -12,7 +12,6 @@ Run: python examples/07_cosine_annealing.py --steps 500 [--figure cosine_anneali
 
 import argparse
 
-import jax
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
@@ -28,18 +27,25 @@ def main(argv=None):
     "cosine(T=100)": schedules.cosine_annealing(0.1, total_steps=100, end_value=0.001),
     "restarts(10, x2)": schedules.cosine_warm_restarts(0.1, period=10, period_mult=2, end_value=0.001),
   }
-  steps = np.array([0, 5, 9, 10, 20, 29, 30, 50, 100, 150])
+  steps = np.array([0, 5, 9, 10, 20, 29, 30, 50, 70, 100, 150])
   print("rate at step      " + " ".join(f"{t:>8d}" for t in steps))
   for name, lr in rules.items():
     print(f"{name + ':':<17} " + " ".join(f"{v:8.5f}" for v in np.asarray(lr(steps))))
 
-  x, y = (np.asarray(a[0]) for a in tasks.make("linreg").batches)
-  batches = (x.reshape(10, -1), y.reshape(10, -1))
+  x, y = tasks.linreg_data()
+  batches = tasks.make("linreg").batches
   curves = {}
-  for name, lr in {"constant 0.5": 0.5, "cosine 0.5 -> 0": schedules.cosine_annealing(0.5, total_steps=args.steps)}.items():
-    params, curves[name] = tasks.fit(tasks.linreg_loss, tasks.linreg_init(), batches, optimizers.sgd(lr), args.steps)
-    print(f"y = 3x + 2 + noise, sgd, batches of 10, {name}, {args.steps} updates: m = {params['m']:.5f}, "
-          f"b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}")
+  for name, lr in {
+    "constant 0.5": 0.5,
+    "cosine 0.5 -> 0": schedules.cosine_annealing(0.5, total_steps=args.steps),
+  }.items():
+    params, curves[name] = tasks.fit(
+      tasks.linreg_loss, tasks.linreg_init(), batches, optimizers.sgd(lr), args.steps
+    )
+    print(
+      f"y = 3x + 2 + noise, sgd, batches of 10, {name}, {args.steps} updates: m = {params['m']:.5f}, "
+      f"b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}"
+    )
 
   if args.figure:
     import matplotlib

@@ -42,8 +42,7 @@ def main(argv=None):
   print("scale:      " + " ".join(f"{s:5.2f}" for s in scales))
 
   # SGD on mini-batches of y = 3x + 2 + noise; the plateau monitors the loss averaged over each epoch.
-  x, y = (jnp.asarray(a[0]) for a in tasks.make("linreg").batches)
-  xb, yb = x.reshape(STEPS_PER_EPOCH, -1), y.reshape(STEPS_PER_EPOCH, -1)
+  xb, yb = tasks.make("linreg").batches
   opt = optax.chain(
     optimizers.sgd(0.5),
     optimizers.reduce_on_plateau(factor=0.5, patience=3, accumulation_steps=STEPS_PER_EPOCH),
@@ -64,9 +63,11 @@ def main(argv=None):
   params, losses, trace = train(tasks.linreg_init())
   trace = np.asarray(trace)
   drops = [int(t) // STEPS_PER_EPOCH + 1 for t in np.flatnonzero(np.diff(trace) < 0) + 1]
-  print(f"y = 3x + 2 + noise, sgd(0.5) + reduce_on_plateau(0.5, patience=3), {args.steps} updates: "
-        f"m = {params['m']:.4f}, b = {params['b']:.4f}, final scale = {trace[-1]:.6g}, "
-        f"halved after epochs {drops}")
+  print(
+    f"y = 3x + 2 + noise, sgd(0.5) + reduce_on_plateau(0.5, patience=3), {args.steps} updates: "
+    f"m = {params['m']:.4f}, b = {params['b']:.4f}, final scale = {trace[-1]:.6g}, "
+    f"halved after epochs {drops}"
+  )
 
   if args.figure:
     import matplotlib
@@ -79,7 +80,9 @@ def main(argv=None):
     a.step(range(len(scales)), scales, where="post", label="scale")
     a.set(xlabel="evaluation (epoch)", title="factor 0.5, patience 2, threshold 2%")
     a.legend()
-    epoch_loss = np.asarray(losses)[: len(losses) // STEPS_PER_EPOCH * STEPS_PER_EPOCH].reshape(-1, STEPS_PER_EPOCH)
+    epoch_loss = np.asarray(losses)[: len(losses) // STEPS_PER_EPOCH * STEPS_PER_EPOCH].reshape(
+      -1, STEPS_PER_EPOCH
+    )
     b.semilogy(epoch_loss.mean(axis=1), label="epoch mean loss")
     b.semilogy(trace[STEPS_PER_EPOCH - 1 :: STEPS_PER_EPOCH], label="scale")
     b.set(xlabel="epoch", title="y = 3x + 2 + noise, sgd(0.5) + plateau")

@@ -14,7 +14,6 @@ Run: python examples/07_step_lr.py --steps 600 [--figure step_lr.png]
 
 import argparse
 
-import jax
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
@@ -28,20 +27,28 @@ def main(argv=None):
   parser.add_argument("--figure", help="write this section's figure (PNG) here")
   args = parser.parse_args(argv)
 
-  step_lr = schedules.step_decay(0.1, step_size=30 * STEPS_PER_EPOCH, gamma=0.1)  # StepLR(step_size=30, gamma=0.1)
-  multistep = schedules.multistep_decay(0.1, milestones=[30 * STEPS_PER_EPOCH, 80 * STEPS_PER_EPOCH], gamma=0.1)
+  step_lr = schedules.step_decay(
+    0.1, step_size=30 * STEPS_PER_EPOCH, gamma=0.1
+  )  # StepLR(step_size=30, gamma=0.1)
+  multistep = schedules.multistep_decay(
+    0.1, milestones=[30 * STEPS_PER_EPOCH, 80 * STEPS_PER_EPOCH], gamma=0.1
+  )
   epochs = np.array([0, 29, 30, 59, 60, 79, 80, 90])
   print("epoch               " + " ".join(f"{e:>7d}" for e in epochs))
   print("StepLR(30, 0.1):    " + " ".join(f"{v:7.0e}" for v in np.asarray(step_lr(epochs * STEPS_PER_EPOCH))))
-  print("MultiStepLR(30,80): " + " ".join(f"{v:7.0e}" for v in np.asarray(multistep(epochs * STEPS_PER_EPOCH))))
+  print(
+    "MultiStepLR(30,80): " + " ".join(f"{v:7.0e}" for v in np.asarray(multistep(epochs * STEPS_PER_EPOCH)))
+  )
 
   # y = 3x + 2 + noise in mini-batches of 10 points: one epoch is 10 updates.
-  x, y = (np.asarray(a[0]) for a in tasks.make("linreg").batches)
-  batches = (x.reshape(STEPS_PER_EPOCH, -1), y.reshape(STEPS_PER_EPOCH, -1))
+  x, y = tasks.linreg_data()
+  batches = tasks.make("linreg").batches
   lr = schedules.step_decay(0.5, step_size=20 * STEPS_PER_EPOCH, gamma=0.5)
   params, curve = tasks.fit(tasks.linreg_loss, tasks.linreg_init(), batches, optimizers.sgd(lr), args.steps)
-  print(f"y = 3x + 2 + noise, sgd(step_decay(0.5, step_size=200, gamma=0.5)), batches of 10, {args.steps} updates: "
-        f"m = {params['m']:.5f}, b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}")
+  print(
+    f"y = 3x + 2 + noise, sgd(step_decay(0.5, step_size=200, gamma=0.5)), batches of 10, {args.steps} updates: "
+    f"m = {params['m']:.5f}, b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}"
+  )
 
   if args.figure:
     import matplotlib
@@ -53,7 +60,9 @@ def main(argv=None):
     t = np.arange(100 * STEPS_PER_EPOCH)
     a.semilogy(t / STEPS_PER_EPOCH, np.asarray(step_lr(t)), label="StepLR(step_size=30, gamma=0.1)")
     a.semilogy(t / STEPS_PER_EPOCH, np.asarray(multistep(t)), "--", label="MultiStepLR([30, 80], 0.1)")
-    a.set(xlabel="epoch (10 updates each)", ylabel="learning rate", title="per-epoch recipes as step schedules")
+    a.set(
+      xlabel="epoch (10 updates each)", ylabel="learning rate", title="per-epoch recipes as step schedules"
+    )
     a.legend()
     b.semilogy(np.asarray(curve))
     b.set(xlabel="update", ylabel="mini-batch MSE", title="y = 3x + 2 + noise, step decay every 20 epochs")

@@ -34,14 +34,17 @@ def main(argv=None):
   print("momentum:   " + " ".join(f"{v:9.5f}" for v in np.asarray(momentum(steps))))
 
   total = max(args.steps, 10)
-  x, y = (np.asarray(a[0]) for a in tasks.make("linreg").batches)
-  batches = (x.reshape(10, -1), y.reshape(10, -1))
+  x, y = tasks.linreg_data()
+  batches = tasks.make("linreg").batches
   opt = optax.inject_hyperparams(optimizers.sgd)(
-    learning_rate=schedules.one_cycle(0.5, total_steps=total), momentum=schedules.one_cycle_momentum(total_steps=total)
+    learning_rate=schedules.one_cycle(0.5, total_steps=total),
+    momentum=schedules.one_cycle_momentum(total_steps=total),
   )
   params, curve = tasks.fit(tasks.linreg_loss, tasks.linreg_init(), batches, opt, total)
-  print(f"y = 3x + 2 + noise, sgd with one_cycle(0.5) and its momentum cycle, batches of 10, {total} updates: "
-        f"m = {params['m']:.5f}, b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}")
+  print(
+    f"y = 3x + 2 + noise, sgd with one_cycle(0.5) and its momentum cycle, batches of 10, {total} updates: "
+    f"m = {params['m']:.5f}, b = {params['b']:.5f}, MSE = {tasks.linreg_loss(params, (x, y)):.6f}"
+  )
 
   if args.figure:
     import matplotlib

@@ -18,4 +18,4 @@ from lr_jax.finder import lr_find
 from lr_jax.sweep import sweep
 
 __version__ = "0.1.0"
-__all__ = ["schedules", "optimizers", "lr_find", "sweep", "__version__"]
+__all__ = ["__version__", "lr_find", "optimizers", "schedules", "sweep"]

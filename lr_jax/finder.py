@@ -13,7 +13,8 @@ import functools
 import math
 import sys
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +24,7 @@ from jax import lax
 
 from lr_jax._validation import check, choice, flag, is_traced, number
 
-__all__ = ["lr_find", "LRFindResult", "steepest", "minimum", "valley"]
+__all__ = ["LRFindResult", "lr_find", "minimum", "steepest", "valley"]
 
 SUGGESTION_METHODS = ("steepest", "minimum", "valley")
 
@@ -77,8 +78,10 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
   """fastai's valley rule: the point a half of the way down the longest decreasing run.
 
   Finds the longest strictly decreasing subsequence of ``losses`` (O(n^2), as fastai's
-  ``SuggestionMethod.Valley``), spanning indices ``[start, end]``, and returns the rate at index
-  ``start + int(L / 3) + int(L / 6)`` with ``L = end - start``.
+  ``SuggestionMethod.Valley``), of length L ending at index ``end``, and returns the rate at index
+  ``start + int(L / 3) + int(L / 6)`` with fastai's ``start = end - L`` (one before the run's first
+  index). Difference: the index is clamped at 0; fastai's can be -1 (a curve that never decreases
+  gives L = 1, end = 0), which picks the *last* rate.
 
   Args:
     lrs: increasing rates.
@@ -92,7 +95,7 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
 
   Examples:
     >>> lrs = np.logspace(-3, 0, 7)
-    >>> print(f"{valley(lrs, np.array([5., 5., 4.8, 3., 1., 0.8, 0.9])):.4f}")  # run [0, 5], index 0 + 1 + 0
+    >>> print(f"{valley(lrs, np.array([5., 5., 4.8, 3., 1., 0.8, 0.9])):.4f}")  # L = 5, end = 5: 0 + 1 + 0
     0.0032
   """
   n = len(losses)
@@ -106,7 +109,7 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
         max_end = i
         max_start = max_end - lds[max_end]
   sections = (max_end - max_start) / 3
-  idx = max_start + int(sections) + int(sections / 2)
+  idx = max(max_start + int(sections) + int(sections / 2), 0)
   return float(lrs[idx])
 
 
@@ -153,7 +156,7 @@ class LRFindResult(NamedTuple):
   lrs: np.ndarray
   losses: np.ndarray
   smoothed_losses: np.ndarray
-  diverged_at: Optional[int]
+  diverged_at: int | None
   suggestion: float
   method: str
   losses_std: np.ndarray
@@ -161,7 +164,7 @@ class LRFindResult(NamedTuple):
   repeat_smoothed_losses: np.ndarray
   repeat_diverged_at: tuple
 
-  def suggest(self, method: str = "steepest", *, skip_start: Optional[int] = None, skip_end: int = 5) -> float:
+  def suggest(self, method: str | None = None, *, skip_start: int | None = None, skip_end: int = 5) -> float:
     """The rate suggested by ``method`` from the (mean) smoothed curve.
 
     The curve is cut at the divergence point and trimmed as fastai does: the first
@@ -170,7 +173,7 @@ class LRFindResult(NamedTuple):
 
     Args:
       method: ``"steepest"`` (steepest descent against log lr), ``"minimum"`` (rate at the minimum
-        / 10) or ``"valley"`` (fastai's valley rule).
+        / 10) or ``"valley"`` (fastai's valley rule); default ``self.method``.
       skip_start: points dropped at the start.
       skip_end: points dropped before the end of the valid curve.
 
@@ -185,28 +188,31 @@ class LRFindResult(NamedTuple):
       >>> print(res.suggest("steepest") < 1.0, res.suggest("minimum") < 1.0)  # SGD diverges above 1
       True True
     """
+    method = self.method if method is None else method
     choice(method, SUGGESTION_METHODS, fn="LRFindResult.suggest", name="method")
     skip_start = len(self.lrs) // 10 if skip_start is None else skip_start
     return _suggest(self.lrs, self.smoothed_losses, self.diverged_at, method, skip_start, skip_end)
 
-  def repeat_suggestions(self, method: Optional[str] = None) -> np.ndarray:
+  def repeat_suggestions(self, method: str | None = None) -> np.ndarray:
     """The suggestion of each repeat on its own (``[num_repeats]``); their spread is what repeats reduce.
 
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from lr_jax import lr_find
       >>> res = lr_find(lambda w, b: jnp.sum((w - b) ** 2), jnp.ones(2), jnp.zeros((4, 2)),
-      ...               min_lr=1e-4, num_repeats=3, key=jax.random.key(0))
+      ...               min_lr=1e-4, num_steps=20, num_repeats=3, key=jax.random.key(0))
       >>> print(res.repeat_suggestions().shape)
       (3,)
     """
     method = self.method if method is None else method
     choice(method, SUGGESTION_METHODS, fn="LRFindResult.repeat_suggestions", name="method")
     skip = len(self.lrs) // 10
-    return np.array([
-      _suggest(self.lrs, s, d, method, skip, 5)
-      for s, d in zip(self.repeat_smoothed_losses, self.repeat_diverged_at)
-    ])
+    return np.array(
+      [
+        _suggest(self.lrs, s, d, method, skip, 5)
+        for s, d in zip(self.repeat_smoothed_losses, self.repeat_diverged_at)
+      ]
+    )
 
   def plot(self, ax=None):
     """Plots the curve (and the repeats' spread), marking the suggestion; returns the Axes.
@@ -226,7 +232,9 @@ def _check_batches(batches, fn: str) -> int:
   """Checks that every leaf of ``batches`` has the same leading (batch-index) axis; returns its length."""
   leaves = jax.tree_util.tree_leaves(batches)
   if not leaves:
-    raise ValueError(f"{fn}: `batches` must be a pytree of arrays with a leading batch axis, got batches={batches!r}.")
+    raise ValueError(
+      f"{fn}: `batches` must be a pytree of arrays with a leading batch axis, got batches={batches!r}."
+    )
   shapes = [np.shape(x) for x in leaves]
   if any(len(s) == 0 for s in shapes):
     raise ValueError(
@@ -234,7 +242,9 @@ def _check_batches(batches, fn: str) -> int:
     )
   lead = {s[0] for s in shapes}
   if len(lead) != 1:
-    raise ValueError(f"{fn}: `batches` leaves must share their leading axis, got leading axes {sorted(lead)}.")
+    raise ValueError(
+      f"{fn}: `batches` leaves must share their leading axis, got leading axes {sorted(lead)}."
+    )
   n = lead.pop()
   if n < 1:
     raise ValueError(f"{fn}: `batches` must hold at least one batch, got leading axis 0.")
@@ -248,7 +258,9 @@ def _first_batch(batches):
 def _check_scalar_loss(loss_fn, params, batches, fn: str):
   """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar."""
   if not callable(loss_fn):
-    raise ValueError(f"{fn}: `loss_fn` must be a function (params, batch) -> scalar, got loss_fn={loss_fn!r}.")
+    raise ValueError(
+      f"{fn}: `loss_fn` must be a function (params, batch) -> scalar, got loss_fn={loss_fn!r}."
+    )
   out = jax.eval_shape(loss_fn, params, _first_batch(batches))
   shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
   if shape != () or not jnp.issubdtype(dtype, jnp.floating):
@@ -321,13 +333,16 @@ def _orders(key, num_repeats: int, num_steps: int, n: int) -> jax.Array:
   if key is None and num_repeats == 1:
     return (jnp.arange(num_steps) % n)[None, :]
   key = jax.random.key(0) if key is None else key
+  return _shuffled_orders(key, num_repeats=num_repeats, num_steps=num_steps, n=n)
+
+
+@functools.partial(jax.jit, static_argnames=("num_repeats", "num_steps", "n"))
+def _shuffled_orders(key, *, num_repeats, num_steps, n):
   passes = -(-num_steps // n)
-
-  def one(k):
-    perms = jax.vmap(lambda kk: jax.random.permutation(kk, n))(jax.random.split(k, passes))
-    return perms.reshape(-1)[:num_steps]
-
-  return jax.vmap(one)(jax.random.split(key, num_repeats))
+  # argsort of uniforms: a uniformly random permutation per pass (ties have probability ~0), and
+  # one sort compiles in milliseconds where jax.random.permutation's shuffle takes seconds on CPU.
+  u = jax.random.uniform(key, (num_repeats, passes, n))
+  return jnp.argsort(u, axis=-1).reshape(num_repeats, passes * n)[:, :num_steps]
 
 
 def _init(params, lr0, loss_dtype, optimizer):
@@ -352,9 +367,11 @@ def _steps(carry, batches, order, lrs, t0, smoothing, threshold, *, loss_fn, opt
     new_avg = beta * avg + (1 - beta) * loss
     smooth = new_avg / (1 - beta ** (t + 1).astype(loss.dtype))
     new_best = jnp.minimum(best, smooth)
-    diverged = ~jnp.isfinite(loss) | ~jnp.isfinite(smooth) | (smooth > jnp.asarray(threshold, loss.dtype) * new_best)
+    diverged = (
+      ~jnp.isfinite(loss) | ~jnp.isfinite(smooth) | (smooth > jnp.asarray(threshold, loss.dtype) * new_best)
+    )
     keep = alive & ~diverged  # still running after this step: commit the update
-    sel = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)  # noqa: E731
+    sel = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, old)
     out = (jnp.where(alive, loss, jnp.nan), jnp.where(alive, smooth, jnp.nan), alive & diverged)
     return (sel(new_params, params), sel(new_state, state), new_avg, new_best, keep), out
 
@@ -371,7 +388,9 @@ def _init_all_impl(params, lrs, *, optimizer, loss_dtype, num_repeats):
 
 def _steps_all_impl(carry, batches, orders, lrs, t0, smoothing, threshold, *, loss_fn, optimizer, length):
   run = functools.partial(_steps, loss_fn=loss_fn, optimizer=optimizer, length=length)
-  return jax.vmap(run, in_axes=(0, None, 0, None, None, None, None))(carry, batches, orders, lrs, t0, smoothing, threshold)
+  return jax.vmap(run, in_axes=(0, None, 0, None, None, None, None))(
+    carry, batches, orders, lrs, t0, smoothing, threshold
+  )
 
 
 _init_all = jax.jit(_init_all_impl, static_argnames=("optimizer", "loss_dtype", "num_repeats"))
@@ -384,7 +403,16 @@ def _find_all(params, batches, orders, lrs, smoothing, threshold, *, loss_fn, op
   num_repeats, num_steps = orders.shape
   carry = _init_all_impl(params, lrs, optimizer=optimizer, loss_dtype=loss_dtype, num_repeats=num_repeats)
   return _steps_all_impl(
-    carry, batches, orders, lrs, 0, smoothing, threshold, loss_fn=loss_fn, optimizer=optimizer, length=num_steps
+    carry,
+    batches,
+    orders,
+    lrs,
+    0,
+    smoothing,
+    threshold,
+    loss_fn=loss_fn,
+    optimizer=optimizer,
+    length=num_steps,
   )[1]
 
 
@@ -397,16 +425,16 @@ def lr_find(
   params: Any,
   batches: Any,
   *,
-  optimizer: Optional[Callable[[Any], optax.GradientTransformation]] = None,
+  optimizer: Callable[[Any], optax.GradientTransformation] | None = None,
   min_lr: float = 1e-7,
   max_lr: float = 10.0,
   num_steps: int = 100,
   mode: str = "exponential",
   smoothing: float = 0.98,
-  diverge_threshold: Optional[float] = 4.0,
+  diverge_threshold: float | None = 4.0,
   num_repeats: int = 1,
-  key: Optional[jax.Array] = None,
-  method: str = "steepest",
+  key: jax.Array | None = None,
+  method: str = "minimum",
   progress: bool = False,
 ) -> LRFindResult:
   """The LR range test: train with a rate ramping from ``min_lr`` to ``max_lr``; suggest a rate.
@@ -437,7 +465,12 @@ def lr_find(
   pass ``smoothing=0.95, diverge_threshold=5.0`` for similar settings. The suggestion rules and their
   trimming (``[N//10 : -5]`` of the curve up to the divergence point) follow fastai; ``"steepest"``
   is torch-lr-finder's and Lightning's rule, taken against log(lr). The default ``method`` is
-  ``"steepest"``; ``result.suggest(m)`` gives the others.
+  ``"minimum"`` (fastai's ``SuggestionMethod.Minimum``), the one rule that passed both of our
+  checks: on noise-free least squares it lands within 100x below 2/lambda_max (``"valley"``, fastai's
+  default, lands about 400x below: a noise-free curve creeps down from the first step, so the
+  longest decreasing run is most of the ramp); on minibatch curves single runs of ``"steepest"``
+  pick the noise of the first smoothed points (suggestions 1e-6..1e-5, spread over 1-2 decades).
+  ``result.suggest(m)`` gives every rule without rerunning.
 
   Args:
     loss_fn: ``loss_fn(params, batch) -> scalar`` (differentiable in ``params``).
@@ -483,9 +516,16 @@ def lr_find(
     True
   """
   fn = "lr_find"
-  for name, v in (("min_lr", min_lr), ("max_lr", max_lr), ("smoothing", smoothing), ("diverge_threshold", diverge_threshold)):
+  for name, v in (
+    ("min_lr", min_lr),
+    ("max_lr", max_lr),
+    ("smoothing", smoothing),
+    ("diverge_threshold", diverge_threshold),
+  ):
     if is_traced(v):
-      raise ValueError(f"{fn}: must be called outside jax.jit/vmap (it returns Python floats), got a traced `{name}`.")
+      raise ValueError(
+        f"{fn}: must be called outside jax.jit/vmap (it returns Python floats), got a traced `{name}`."
+      )
   min_lr = number(min_lr, fn=fn, name="min_lr")
   max_lr = number(max_lr, fn=fn, name="max_lr")
   num_steps = number(num_steps, fn=fn, name="num_steps", integer=True)
@@ -500,7 +540,12 @@ def lr_find(
     diverge_threshold = float("inf")
   else:
     diverge_threshold = number(diverge_threshold, fn=fn, name="diverge_threshold")
-    check(diverge_threshold > 1, fn=fn, must="`diverge_threshold` must be > 1", diverge_threshold=diverge_threshold)
+    check(
+      diverge_threshold > 1,
+      fn=fn,
+      must="`diverge_threshold` must be > 1",
+      diverge_threshold=diverge_threshold,
+    )
   mode = choice(mode, ("exponential", "linear"), fn=fn, name="mode")
   method = choice(method, SUGGESTION_METHODS, fn=fn, name="method")
   progress = flag(progress, fn=fn, name="progress")
@@ -521,7 +566,15 @@ def lr_find(
   chunks = _chunks(num_steps, progress)
   if len(chunks) == 1:
     losses, smoothed, flags = _find_all(
-      params, batches, orders, lrs, smoothing, diverge_threshold, loss_fn=loss_fn, optimizer=optimizer, loss_dtype=loss_dtype
+      params,
+      batches,
+      orders,
+      lrs,
+      smoothing,
+      diverge_threshold,
+      loss_fn=loss_fn,
+      optimizer=optimizer,
+      loss_dtype=loss_dtype,
     )
   else:
     bar = _Progress(num_steps, fn, True)
@@ -529,7 +582,16 @@ def lr_find(
     rows = []
     for t0, length in chunks:
       carry, row = _steps_all(
-        carry, batches, orders, lrs, t0, smoothing, diverge_threshold, loss_fn=loss_fn, optimizer=optimizer, length=length
+        carry,
+        batches,
+        orders,
+        lrs,
+        t0,
+        smoothing,
+        diverge_threshold,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        length=length,
       )
       rows.append(jax.block_until_ready(row))
       bar.update(length)

@@ -10,19 +10,21 @@ import dataclasses
 import functools
 import itertools
 import numbers
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from lr_jax._validation import flag, number
 from lr_jax.finder import _check_batches, _check_scalar_loss, _chunks, _first_batch, _Progress
 
-__all__ = ["sweep", "SweepResult", "expand_grid"]
+__all__ = ["SweepResult", "expand_grid", "sweep"]
 
 SEEDS = "seeds"
 
@@ -44,7 +46,11 @@ def _is_number(v) -> bool:
     return False
   if isinstance(v, numbers.Real):
     return True
-  return isinstance(v, (np.ndarray, jax.Array)) and np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number)
+  return (
+    isinstance(v, (np.ndarray, jax.Array))
+    and np.ndim(v) == 0
+    and np.issubdtype(np.asarray(v).dtype, np.number)
+  )
 
 
 def expand_grid(grid) -> list[dict]:
@@ -76,7 +82,9 @@ def expand_grid(grid) -> list[dict]:
         raise ValueError(f"{fn}: `grid` axis names must be strings, got {name!r}.")
       values = list(np.asarray(values).tolist()) if isinstance(values, (np.ndarray, jax.Array)) else values
       if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-        raise ValueError(f"{fn}: `grid` axis {name!r} must be a non-empty sequence of numbers, got {values!r}.")
+        raise ValueError(
+          f"{fn}: `grid` axis {name!r} must be a non-empty sequence of numbers, got {values!r}."
+        )
       axes[name] = list(values)
     configs = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
   elif isinstance(grid, Sequence) and not isinstance(grid, (str, bytes)) and len(grid) > 0:
@@ -84,7 +92,9 @@ def expand_grid(grid) -> list[dict]:
       raise ValueError(f"{fn}: `grid` must be a dict of axes or a list of dicts, got grid={grid!r}.")
     keys = list(grid[0])
     if not keys:
-      raise ValueError(f"{fn}: `grid` configurations must name at least one hyperparameter, got grid={grid!r}.")
+      raise ValueError(
+        f"{fn}: `grid` configurations must name at least one hyperparameter, got grid={grid!r}."
+      )
     for c in grid:
       if set(c) != set(keys):
         raise ValueError(f"{fn}: every configuration in `grid` must have the keys {keys}, got {sorted(c)}.")
@@ -123,7 +133,7 @@ class SweepResult(NamedTuple):
 
   losses: np.ndarray
   final_loss: np.ndarray
-  eval: Optional[np.ndarray]
+  eval: np.ndarray | None
   configs: list
   valid: np.ndarray
   strategy: str
@@ -187,13 +197,13 @@ class SweepResult(NamedTuple):
 class _Spec:
   loss_fn: Callable
   optimizer: Callable
-  eval_fn: Optional[Callable]
-  init_fn: Optional[Callable]
+  eval_fn: Callable | None
+  init_fn: Callable | None
   num_steps: int
   num_batches: int
   chunk_size: int  # configurations vmapped at once per device
   local_configs: int  # configurations per device
-  mesh: Optional[Mesh]
+  mesh: Mesh | None
 
 
 def _batch(batches, t, n):
@@ -289,7 +299,7 @@ def _run_final(carry, batches, *, spec: _Spec):
 # Strategy and placement.
 
 
-def _platform(mesh: Optional[Mesh]) -> str:
+def _platform(mesh: Mesh | None) -> str:
   return (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
 
 
@@ -349,9 +359,9 @@ def sweep(
   optimizer: Callable[[dict], optax.GradientTransformation],
   grid,
   num_steps: int,
-  eval_fn: Optional[Callable[[Any], jax.Array]] = None,
-  max_parallel: Optional[int] = None,
-  mesh: Optional[Mesh] = None,
+  eval_fn: Callable[[Any], jax.Array] | None = None,
+  max_parallel: int | None = None,
+  mesh: Mesh | None = None,
   progress: bool = False,
 ) -> SweepResult:
   """Trains every configuration of a hyperparameter grid, all in one jit-compiled program.
@@ -461,10 +471,12 @@ def sweep(
   c_pad = -(-c // num_devices) * num_devices
   padded = configs + [configs[-1]] * (c_pad - c)
   hp = {k: _hp_array([cfg[k] for cfg in padded]) for k in names if k != SEEDS}
-  seeds = np.asarray([int(cfg.get(SEEDS, 0)) for cfg in padded], np.uint32)
   if SEEDS in names:
     for cfg in configs:
       number(cfg[SEEDS], fn=fn, name=SEEDS, integer=True)
+      if cfg[SEEDS] < 0:
+        raise ValueError(f"{fn}: `{SEEDS}` must be >= 0, got {SEEDS}={cfg[SEEDS]!r}.")
+  seeds = np.asarray([int(cfg.get(SEEDS, 0)) for cfg in padded], np.uint32)
   local = c_pad // num_devices
   flops = _step_flops(loss_fn, params_shape, batches)
   chunk = _choose_chunk(_platform(mesh), local, max_parallel, flops)

@@ -14,7 +14,8 @@ trains any of them with an Optax optimizer in one jit-compiled ``lax.scan``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,18 +25,18 @@ import optax
 from lr_jax._validation import choice, number
 
 __all__ = [
+  "TASKS",
   "Task",
-  "make",
+  "digits_data",
   "fit",
   "linreg_data",
   "linreg_init",
   "linreg_loss",
-  "digits_data",
-  "mlp_init",
-  "mlp_apply",
-  "mlp_loss",
+  "make",
   "mlp_accuracy",
-  "TASKS",
+  "mlp_apply",
+  "mlp_init",
+  "mlp_loss",
 ]
 
 TASKS = ("linreg", "digits")
@@ -149,7 +150,12 @@ def digits_data(seed: int = 0, test_size: int = 450) -> dict[str, np.ndarray]:
   order = np.random.default_rng(seed).permutation(len(labels))
   x = (images[order] / 16.0).astype(np.float32)
   y = labels[order].astype(np.int32)
-  return {"x_train": x[test_size:], "y_train": y[test_size:], "x_test": x[:test_size], "y_test": y[:test_size]}
+  return {
+    "x_train": x[test_size:],
+    "y_train": y[test_size:],
+    "x_test": x[:test_size],
+    "y_test": y[:test_size],
+  }
 
 
 def mlp_init(key: jax.Array, sizes: tuple[int, ...] = (64, 32, 10)) -> list[dict[str, jax.Array]]:
@@ -162,7 +168,10 @@ def mlp_init(key: jax.Array, sizes: tuple[int, ...] = (64, 32, 10)) -> list[dict
   """
   keys = jax.random.split(key, len(sizes) - 1)
   return [
-    {"w": jax.random.normal(k, (n_in, n_out), jnp.float32) / np.sqrt(n_in), "b": jnp.zeros((n_out,), jnp.float32)}
+    {
+      "w": jax.random.normal(k, (n_in, n_out), jnp.float32) / np.sqrt(n_in),
+      "b": jnp.zeros((n_out,), jnp.float32),
+    }
     for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
   ]
 
@@ -209,13 +218,14 @@ def mlp_accuracy(params, x: jax.Array, labels: jax.Array) -> jax.Array:
 def make(name: str, *, seed: int = 0, batch_size: int = 64) -> Task:
   """Builds a built-in task by name.
 
-  ``linreg`` uses all 100 points in every step (full batch: one batch). ``digits`` cuts the 1347
-  training images into ``1347 // batch_size`` shuffled mini-batches (one epoch), which the trainers cycle.
+  ``linreg`` cuts its 100 points, in order, into 10 mini-batches of 10 (one epoch is 10 updates);
+  ``digits`` cuts the 1347 training images into ``1347 // batch_size`` shuffled mini-batches. The
+  trainers cycle through the batches.
 
   Args:
     name: ``"linreg"`` or ``"digits"``.
     seed: seed of the data split, the batch order and the MLP's initial weights.
-    batch_size: mini-batch size of ``digits``.
+    batch_size: mini-batch size of ``digits`` (``linreg`` always uses 10).
 
   Returns:
     A :class:`Task`.
@@ -226,7 +236,7 @@ def make(name: str, *, seed: int = 0, batch_size: int = 64) -> Task:
   Examples:
     >>> task = make("linreg")
     >>> print(task.metric, [a.shape for a in task.batches])
-    test_mse [(1, 100), (1, 100)]
+    test_mse [(10, 10), (10, 10)]
   """
   choice(name, TASKS, fn="tasks.make", name="name")
   if name == "linreg":
@@ -236,7 +246,7 @@ def make(name: str, *, seed: int = 0, batch_size: int = 64) -> Task:
       name,
       linreg_loss,
       linreg_init(),
-      (jnp.asarray(x)[None], jnp.asarray(y)[None]),
+      (jnp.asarray(x).reshape(10, 10), jnp.asarray(y).reshape(10, 10)),
       lambda p: linreg_loss(p, (xt, yt)),
       "test_mse",
     )
@@ -256,7 +266,9 @@ def make(name: str, *, seed: int = 0, batch_size: int = 64) -> Task:
   )
 
 
-def fit(loss_fn, params, batches, optimizer: optax.GradientTransformation, num_steps: int, *, history: bool = False):
+def fit(
+  loss_fn, params, batches, optimizer: optax.GradientTransformation, num_steps: int, *, history: bool = False
+):
   """Trains ``params`` for ``num_steps`` Optax updates in one jit-compiled ``lax.scan``.
 
   Step t uses mini-batch ``t % num_batches``; the loss recorded at step t is the loss of the

@@ -19,7 +19,7 @@ from lr_jax.optimizers import ReduceOnPlateauState, reduce_on_plateau
 
 NAN, INF = float("nan"), float("inf")
 VALUES = [1.0, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
-KW = dict(factor=0.5, patience=1, cooldown=1, min_scale=0.1)
+KW = {"factor": 0.5, "patience": 1, "cooldown": 1, "min_scale": 0.1}
 PARAMS = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
 
 
@@ -34,17 +34,35 @@ def eager_scales(values, **kw):
   out = []
   for i, v in enumerate(values):
     updates, state = tx.update(_grads(i), state, value=v)
-    chex.assert_trees_all_close(updates, jax.tree.map(lambda g: g * state.scale, _grads(i)))
+    chex.assert_trees_all_close(updates, jax.tree.map(lambda g, s=state.scale: g * s, _grads(i)))
     out.append(float(state.scale))
   return np.array(out)
 
 
 @functools.partial(jax.jit, static_argnames=("mode", "threshold_mode"))
-def scan_scales(values, factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_scale=0.0, accumulation_steps=1,
-                *, mode="min", threshold_mode="rel"):
+def scan_scales(
+  values,
+  factor=0.1,
+  patience=10,
+  threshold=1e-4,
+  cooldown=0,
+  min_scale=0.0,
+  accumulation_steps=1,
+  *,
+  mode="min",
+  threshold_mode="rel",
+):
   """One lax.scan under jit; every numeric hyperparameter may be traced."""
-  tx = reduce_on_plateau(factor=factor, patience=patience, threshold=threshold, threshold_mode=threshold_mode,
-                         cooldown=cooldown, min_scale=min_scale, mode=mode, accumulation_steps=accumulation_steps)
+  tx = reduce_on_plateau(
+    factor=factor,
+    patience=patience,
+    threshold=threshold,
+    threshold_mode=threshold_mode,
+    cooldown=cooldown,
+    min_scale=min_scale,
+    mode=mode,
+    accumulation_steps=accumulation_steps,
+  )
 
   def body(state, v):
     _, state = tx.update({"w": jnp.zeros(())}, state, value=v)
@@ -116,7 +134,8 @@ def test_strict_dtype_promotion():
     eager = eager_scales(VALUES, **KW)
     tx = reduce_on_plateau(**KW)
     params = {"a": jnp.ones(3, jnp.bfloat16)}
-    _, state = tx.update(params, tx.init(params), value=jnp.float32(1.0))
+    updates, _ = tx.update(params, tx.init(params), value=jnp.float32(1.0))
+    assert updates["a"].dtype == jnp.bfloat16
     jitted = scan_scales(jnp.asarray(VALUES, jnp.float32), *f32(0.5, 1, 1e-4, 1, 0.1))
   np.testing.assert_array_equal(jitted, eager)
 
@@ -149,7 +168,7 @@ def test_jit_equals_eager():
   out = []
   for i, v in enumerate(VALUES):
     updates, state = update(_grads(i), state, value=v)
-    chex.assert_trees_all_close(updates, jax.tree.map(lambda g: g * state.scale, _grads(i)))
+    chex.assert_trees_all_close(updates, jax.tree.map(lambda g, s=state.scale: g * s, _grads(i)))
     out.append(float(state.scale))
   np.testing.assert_array_equal(out, eager)
 
@@ -170,8 +189,14 @@ def test_jitted_update_does_not_retrace():
 def test_scan_equals_eager():
   for kw, values in [
     (KW, VALUES),
-    (dict(factor=0.3, patience=0, mode="max", threshold_mode="abs", threshold=0.05), [0.1, 0.2, 0.22, 0.3, 0.3]),
-    (dict(factor=0.5, patience=0, accumulation_steps=3), [3.0, 1.0, 2.0, 2.0, 2.0, 2.0, 5.0, 0.0, 1.0, 9.0]),
+    (
+      {"factor": 0.3, "patience": 0, "mode": "max", "threshold_mode": "abs", "threshold": 0.05},
+      [0.1, 0.2, 0.22, 0.3, 0.3],
+    ),
+    (
+      {"factor": 0.5, "patience": 0, "accumulation_steps": 3},
+      [3.0, 1.0, 2.0, 2.0, 2.0, 2.0, 5.0, 0.0, 1.0, 9.0],
+    ),
   ]:
     eager = eager_scales(values, **kw)
     hyper = {k: np.float32(v) for k, v in kw.items() if k not in ("mode", "threshold_mode")}
@@ -210,8 +235,36 @@ HYPER_GRID = {
 
 @pytest.mark.parametrize("name", HYPER_GRID)
 def test_vmap_over_each_hyperparameter_equals_loop(name):
-  values = [1.0, 0.95, 0.9, 0.9, 0.9, 0.85, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
-  base = dict(factor=0.5, patience=1, threshold=0.05, cooldown=1, min_scale=0.0, accumulation_steps=1)
+  values = [
+    1.0,
+    0.95,
+    0.9,
+    0.9,
+    0.9,
+    0.85,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.6,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+  ]
+  base = {
+    "factor": 0.5,
+    "patience": 1,
+    "threshold": 0.05,
+    "cooldown": 1,
+    "min_scale": 0.0,
+    "accumulation_steps": 1,
+  }
   grid = HYPER_GRID[name]
   batched = jax.vmap(
     lambda x: scan_scales(jnp.asarray(values), **{**{k: np.float32(v) for k, v in base.items()}, name: x})
@@ -224,8 +277,9 @@ def test_vmap_over_each_hyperparameter_equals_loop(name):
 def test_vmap_over_factor_and_patience_together():
   values = jnp.asarray(VALUES)
   factors, patiences = np.meshgrid([0.5, 0.1], [0, 2])
-  batched = jax.vmap(lambda f, p: scan_scales(values, f, p, np.float32(1e-4), np.float32(1), np.float32(0.1)))(
-    jnp.asarray(factors.ravel(), jnp.float32), jnp.asarray(patiences.ravel(), jnp.float32))
+  batched = jax.vmap(
+    lambda f, p: scan_scales(values, f, p, np.float32(1e-4), np.float32(1), np.float32(0.1))
+  )(jnp.asarray(factors.ravel(), jnp.float32), jnp.asarray(patiences.ravel(), jnp.float32))
   for row, f, p in zip(np.asarray(batched), factors.ravel(), patiences.ravel()):
     np.testing.assert_array_equal(row, eager_scales(VALUES, **{**KW, "factor": f, "patience": int(p)}))
 
@@ -238,6 +292,7 @@ def test_vmap_over_values_batch():
   def run(vals):
     def body(s, v):
       return tx.update({"w": jnp.zeros(())}, s, value=v)[1], None
+
     return jax.lax.scan(body, tx.init(None), vals)[0].scale
 
   out = jax.jit(jax.vmap(run))(seqs)
@@ -274,7 +329,9 @@ def test_chain_with_adam_scales_adams_updates():
     updates, state = update(_grads(i), state, params, value=jnp.float32(v))
     adam_updates, adam_state = adam.update(_grads(i), adam_state, params)
     assert float(state[1].scale) == expected_scales[i]
-    chex.assert_trees_all_close(updates, jax.tree.map(lambda u: u * expected_scales[i], adam_updates), rtol=1e-6)
+    chex.assert_trees_all_close(
+      updates, jax.tree.map(lambda u, s=expected_scales[i]: u * s, adam_updates), rtol=1e-6
+    )
     params = optax.apply_updates(params, updates)
   assert expected_scales[-1] < 1
 
@@ -288,7 +345,7 @@ def test_chain_with_lr_jax_adam():
   for i, v in enumerate(VALUES[:6]):
     updates, state = tx.update(_grads(i), state, PARAMS, value=v)
     plain_updates, plain_state = plain.update(_grads(i), plain_state, PARAMS)
-    chex.assert_trees_all_close(updates, jax.tree.map(lambda u: u * scales[i], plain_updates), rtol=1e-6)
+    chex.assert_trees_all_close(updates, jax.tree.map(lambda u, s=scales[i]: u * s, plain_updates), rtol=1e-6)
 
 
 def test_value_reaches_it_through_nested_chains_and_other_extra_args():
@@ -302,7 +359,9 @@ def test_value_reaches_it_through_nested_chains_and_other_extra_args():
 
 def test_with_inject_hyperparams_learning_rate():
   """The plateau multiplier composes with a scheduled/injected learning rate."""
-  tx = optax.chain(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), reduce_on_plateau(factor=0.5, patience=0))
+  tx = optax.chain(
+    optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), reduce_on_plateau(factor=0.5, patience=0)
+  )
   state = tx.init(PARAMS)
   for i, v in enumerate([1.0, 2.0, 3.0]):
     updates, state = tx.update(_grads(i), state, PARAMS, value=v)
@@ -313,16 +372,21 @@ def test_with_inject_hyperparams_learning_rate():
 
 
 @given(
-  values=st.lists(st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([NAN, INF, -INF])), min_size=1,
-                  max_size=30),
-  factor=st.floats(0.05, 0.95), patience=st.integers(0, 3), min_scale=st.sampled_from([0.0, 0.01, 0.3]),
-  mode=st.sampled_from(["min", "max"]), threshold_mode=st.sampled_from(["rel", "abs"]),
+  values=st.lists(
+    st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([NAN, INF, -INF])), min_size=1, max_size=30
+  ),
+  factor=st.floats(0.05, 0.95),
+  patience=st.integers(0, 3),
+  min_scale=st.sampled_from([0.0, 0.01, 0.3]),
+  mode=st.sampled_from(["min", "max"]),
+  threshold_mode=st.sampled_from(["rel", "abs"]),
 )
 def test_scale_stays_finite_monotone_and_bounded(values, factor, patience, min_scale, mode, threshold_mode):
   padded = np.full(30, NAN, np.float32)
   padded[: len(values)] = values
-  scales = np.asarray(scan_scales(padded, *f32(factor, patience, 1e-4, 0, min_scale), mode=mode,
-                                  threshold_mode=threshold_mode))
+  scales = np.asarray(
+    scan_scales(padded, *f32(factor, patience, 1e-4, 0, min_scale), mode=mode, threshold_mode=threshold_mode)
+  )
   assert np.all(np.isfinite(scales))
   assert np.all(np.diff(scales) <= 0)
   assert np.all(scales <= 1.0) and np.all(scales >= min(min_scale, 1.0) * (1 - 1e-6))
@@ -346,13 +410,24 @@ def test_best_ignores_non_finite_values():
 
 
 BAD = [
-  ("factor", 0.0), ("factor", 1.0), ("factor", -0.5), ("factor", 1.5),
-  ("patience", -1), ("patience", 1.5),
+  ("factor", 0.0),
+  ("factor", 1.0),
+  ("factor", -0.5),
+  ("factor", 1.5),
+  ("patience", -1),
+  ("patience", 1.5),
   ("threshold", -1e-4),
-  ("cooldown", -2), ("cooldown", 0.5),
+  ("cooldown", -2),
+  ("cooldown", 0.5),
   ("min_scale", -0.1),
-  ("accumulation_steps", 0), ("accumulation_steps", -3), ("accumulation_steps", 2.5),
-  ("factor", NAN), ("threshold", INF), ("patience", "3"), ("min_scale", None), ("factor", [0.1, 0.2]),
+  ("accumulation_steps", 0),
+  ("accumulation_steps", -3),
+  ("accumulation_steps", 2.5),
+  ("factor", NAN),
+  ("threshold", INF),
+  ("patience", "3"),
+  ("min_scale", None),
+  ("factor", [0.1, 0.2]),
   ("cooldown", True),
 ]
 
@@ -364,8 +439,16 @@ def test_bad_concrete_input_raises_naming_function_param_value(name, value):
   assert f"{name}=" in str(err.value) or "shape" in str(err.value)
 
 
-@pytest.mark.parametrize("name,value", [("mode", "auto"), ("mode", "MIN"), ("threshold_mode", "relative"),
-                                        ("mode", None), ("threshold_mode", ["rel"])])
+@pytest.mark.parametrize(
+  "name,value",
+  [
+    ("mode", "auto"),
+    ("mode", "MIN"),
+    ("threshold_mode", "relative"),
+    ("mode", None),
+    ("threshold_mode", ["rel"]),
+  ],
+)
 def test_unknown_modes_raise(name, value):
   with pytest.raises(ValueError, match=rf"reduce_on_plateau: `{name}` must be one of .*{name}="):
     reduce_on_plateau(**{name: value})
@@ -391,9 +474,20 @@ TRACED_BAD = {
 @pytest.mark.parametrize("name", TRACED_BAD)
 def test_traced_invalid_gives_nan_lanes(name):
   lanes, bad = TRACED_BAD[name]
-  base = {k: np.float32(v) for k, v in dict(factor=0.5, patience=1, threshold=1e-4, cooldown=0, min_scale=0.0,
-                                             accumulation_steps=1).items()}
-  out = jax.vmap(lambda x: scan_scales(jnp.asarray(VALUES[:6]), **{**base, name: x}))(jnp.asarray(lanes, jnp.float32))
+  base = {
+    k: np.float32(v)
+    for k, v in {
+      "factor": 0.5,
+      "patience": 1,
+      "threshold": 1e-4,
+      "cooldown": 0,
+      "min_scale": 0.0,
+      "accumulation_steps": 1,
+    }.items()
+  }
+  out = jax.vmap(lambda x: scan_scales(jnp.asarray(VALUES[:6]), **{**base, name: x}))(
+    jnp.asarray(lanes, jnp.float32)
+  )
   out = np.asarray(out)
   np.testing.assert_array_equal(np.isnan(out).all(axis=1), bad)
   assert not np.isnan(out[~np.asarray(bad)]).any()

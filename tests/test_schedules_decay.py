@@ -163,6 +163,19 @@ def test_big_steps_are_finite_and_right():
   big = jnp.array([2**24 + 1, 2**30, 2**31 - 1], dtype=jnp.int32)
   assert np.all(np.asarray(S.exponential_decay(1.0, 0.9999)(big)) >= 0)
   close(S.step_decay(1.0, 2**30, 0.5)(big), [1.0, 0.5, 0.5], rtol=0, atol=0)
+  # Integer steps are exact past 2**24, where float32 rounds 2**30 - 1 up to 2**30.
+  edge = jnp.array([2**30 - 1, 2**30, 2**31 - 257, 2**31 - 256], dtype=jnp.int32)
+  close(S.step_decay(1.0, 2**30, 0.5)(edge), [1.0, 0.5, 0.5, 0.5], rtol=0, atol=0)
+  close(S.multistep_decay(1.0, [2**30, 2**31 - 256], 0.5)(edge), [1.0, 0.5, 0.5, 0.25], rtol=0, atol=0)
+  close(S.piecewise_constant([2**30, 2**31 - 256], [1.0, 0.5, 0.25])(edge), [1.0, 1.0, 0.5, 0.5], rtol=0, atol=0)
+  stairs = S.exponential_decay(1.0, 0.5, decay_steps=2**30 - 64, staircase=True)  # whole, float32-exact
+  edge = jnp.array([2**30 - 65, 2**30 - 64, 2**31 - 129, 2**31 - 128], dtype=jnp.int32)
+  close(stairs(edge), [1.0, 0.5, 0.5, 0.25], rtol=0, atol=0)
+  # A fractional period > 512: k * 1000.5 = 2147483205 for k = 2146410.
+  inv = S.inverse_time_decay(1.0, 1.0, decay_steps=1000.5, staircase=True)
+  t = np.array([2147483204, 2147483205, 2147483206, 2**31 - 1])
+  want = [np.float32(1) / np.float32(1 + math.floor(x / 1000.5)) for x in t]
+  np.testing.assert_array_equal(inv(jnp.asarray(t, jnp.int32)), want)
   close(S.multistep_decay(1.0, [2**24, 2**30], 0.5)(big), [0.5, 0.25, 0.25], rtol=0, atol=0)
   close(S.inverse_time_decay(1.0, 1.0, 2**20)(big), [1 / (1 + b / 2**20) for b in (2**24 + 1, 2**30, 2**31 - 1)])
   close(S.piecewise_constant([2**30], [1.0, 2.0])(big), [1.0, 1.0, 2.0], rtol=0, atol=0)
@@ -173,7 +186,7 @@ def test_big_steps_are_finite_and_right():
 
 DECAYS = {
   "step_decay": lambda d: S.step_decay(d["init"], d["n"], d["gamma"]),
-  "multistep_decay": lambda d: S.multistep_decay(d["init"], sorted([d["n"], 2 * d["n"], d["m"]]), d["gamma"]),
+  "multistep_decay": lambda d: S.multistep_decay(d["init"], [d["n"], 2 * d["n"], 2 * d["n"] + d["m"]], d["gamma"]),
   "exponential_decay": lambda d: S.exponential_decay(d["init"], d["gamma"], d["m"], d["stairs"]),
   "inverse_time_decay": lambda d: S.inverse_time_decay(d["init"], d["rate"], d["m"], d["stairs"]),
   "polynomial_decay": lambda d: S.polynomial_decay(d["init"], d["n"], d["end"], d["power"]),

@@ -17,3 +17,7 @@ __all__ = [
   for name in _importlib.import_module(f"lr_jax.optimizers.{module}").__all__
 ]
 del _importlib
+
+from lr_jax.optimizers.finite import *  # noqa: E402,F401,F403
+
+__all__ += ["SkipNonfiniteState", "skip_nonfinite"]

@@ -71,7 +71,7 @@ def reduce_on_plateau(
 
   * ``threshold_mode="rel"`` compares with ``best -+ |best| * threshold``. PyTorch uses
     ``best * (1 -+ threshold)``, which for negative values moves the bar the wrong way: with
-    ``mode="min"`` it counts a worsening -1 -> -0.95 -> -0.9 as improvement. For values with the
+    ``mode="min", threshold=0.1`` it counts a worsening -1 -> -0.95 -> -0.9 as improvement. For values with the
     sign PyTorch assumes (positive losses in min mode, positive scores in max mode) both agree.
   * NaN and +-inf values are never an improvement (PyTorch takes -inf as a new best in min mode,
     after which nothing improves again); the scale stays finite.
@@ -80,6 +80,9 @@ def reduce_on_plateau(
     ``min_lr`` above the current lr leaves the lr unchanged too).
   * ``accumulation_steps`` (from Optax) averages several values per evaluation; PyTorch needs you
     to average yourself and call ``step`` once per epoch.
+  * Values, ``best`` and ``scale`` are float32 (PyTorch: Python floats), so values that differ from
+    the threshold bar by less than a float32 rounding step may be judged differently, and the scale
+    underflows to 0 after about 38 reductions by 0.1.
 
   Differences from ``optax.contrib.reduce_on_plateau``: Optax reduces on the ``patience``-th bad
   step (``plateau_count == patience``), one step earlier than PyTorch; with ``patience=0`` it
@@ -196,7 +199,7 @@ def reduce_on_plateau(
     decide = acc_count.astype(f32) >= jnp.asarray(accumulation_steps).astype(f32)
     mean = acc_sum / acc_count.astype(f32)
     scale, best, num_bad, cooldown_counter = _evaluate(state, mean)
-    keep = lambda new, old: jnp.where(decide, new, old)  # noqa: E731
+    keep = lambda new, old: jnp.where(decide, new, old)
     new_state = ReduceOnPlateauState(
       count=optax.safe_increment(state.count),
       scale=poison(keep(scale, state.scale), ok),

@@ -11,8 +11,8 @@ import optax
 
 from lr_jax._validation import all_ok, flag, poison
 from lr_jax.optimizers.sgd import (
-  _lerp,
   _learning_rate,
+  _lerp,
   _map_leaves,
   _moment_dtype_option,
   _non_negative,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from lr_jax._validation import check, number, poison
 from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class
-from lr_jax.schedules.decay import _ok
+from lr_jax.schedules.decay import _ok, _remainder
 
 __all__ = ["cosine_annealing", "cosine_warm_restarts"]
 
@@ -75,48 +74,39 @@ def cosine_annealing(init_value: ArrayLike, total_steps: ArrayLike, end_value: A
   return CosineAnnealing(init_value, total_steps, end_value)
 
 
-_SPLIT = 4096  # integer steps are split as hi + lo, hi a multiple of 4096: exact in float32 below 2**36
-
-
-def _remainder(step: ArrayLike, period: jax.Array, dt) -> jax.Array:
-  """``max(step, 0) mod period``, exact for integer steps up to 2**31-1 (float32 alone is not past 2**24)."""
-  step = jnp.asarray(step)
-  if not jnp.issubdtype(step.dtype, jnp.integer):
-    return jnp.remainder(as_step(step, dt), period)
-  s = jnp.maximum(step, 0)
-  lo = s % _SPLIT
-  r = jnp.remainder((s - lo).astype(dt), period)  # fmod is exact on floats
-  return jnp.remainder(r + lo.astype(dt), period)
-
-
 def _power_and_sum(m: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(m**n, 1 + m + ... + m**(n-1))`` for whole ``0 <= n < 2**31`` by binary powering.
+  """``(m**n, 1 + m + ... + m**(n-1))`` for whole ``0 <= n < 256``, by binary powering (8 bits).
 
-  Exact whenever the results are representable (integer ``m``), unlike ``exp(n * log(m))``, so
-  restart boundaries fall exactly on integer steps; and accurate for ``m`` near 1, unlike
-  ``(m**n - 1) / (m - 1)``.
+  Exact while the results are representable (whole ``m``), unlike ``exp(n * log(m))``, so restarts
+  fall exactly on integer steps. A whole ``m >= 2`` needs n < 256 for any float32 step.
   """
   k = n.astype(jnp.int32)
-
-  def body(i, carry):
-    p, g = carry
-    p2, g2 = p * p, g * (1 + p)  # n -> 2n
-    bit = ((k >> (30 - i)) & 1) == 1
-    return jnp.where(bit, p2 * m, p2), jnp.where(bit, g2 + p2, g2)  # 2n -> 2n + 1
-
-  return lax.fori_loop(0, 31, body, (jnp.ones_like(n), jnp.zeros_like(n)))
+  p, g = jnp.ones_like(n), jnp.zeros_like(n)
+  for bit in range(7, -1, -1):
+    p, g = p * p, g * (1 + p)  # n -> 2n
+    on = ((k >> bit) & 1) == 1
+    p, g = jnp.where(on, p * m, p), jnp.where(on, g + p, g)  # 2n -> 2n + 1
+  return p, g
 
 
-def _geometric_cycle(t: jax.Array, period: jax.Array, mult: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Position in, and length of, the cycle holding ``t`` when cycle i lasts ``period * mult**i`` (mult > 1).
+def _cycle_index(t: jax.Array, period: jax.Array, mult: jax.Array) -> jax.Array:
+  """``log_mult(1 + t (mult - 1) / period)`` (mult > 1): cycle n starts where this reaches n.
 
-  Cycle n starts at ``S_n = period * (mult**n - 1) / (mult - 1)``, so ``n = floor(log_mult(1 + t (mult - 1) /
-  period))``. In float32 that logarithm can land one cycle off next to a restart, so n is then moved
-  by +-1 (twice) until ``S_n <= t < S_n + period * mult**n``.
+  Computed as ``logaddexp(0, log t - log period + log(mult - 1)) / log1p(mult - 1)``, which neither
+  overflows for a huge ``mult`` nor loses ``mult - 1`` near 1, and has finite gradients at t = 0.
   """
-  log_x = jnp.log(t / period) + jnp.log(mult - 1)  # log(t (mult - 1) / period), without overflow
-  n = jnp.floor(jnp.logaddexp(0.0, log_x) / jnp.log(mult))  # logaddexp(0, log x) = log1p(x)
-  n = jnp.clip(n, 0, 2**30)
+  log_x = jnp.log(t) - jnp.log(period) + jnp.log(mult - 1)
+  return jnp.logaddexp(0.0, log_x) / jnp.log1p(mult - 1)
+
+
+def _remaining_whole(t: jax.Array, period: jax.Array, mult: jax.Array) -> jax.Array:
+  """Fraction of the cycle still ahead at ``t``, for a whole ``mult >= 2``: exact restarts below 2**24.
+
+  Cycle n starts at ``S_n = period * (1 + mult + ... + mult**(n-1))``; n comes from the logarithm,
+  which in float32 can land one cycle off next to a restart, so it is moved by +-1 (twice) until
+  ``S_n <= t < S_n + period * mult**n``, with ``S_n`` computed exactly.
+  """
+  n = jnp.clip(jnp.floor(_cycle_index(t, period, mult)), 0, 255)
   p, g = _power_and_sum(mult, n)
   start, length = period * g, period * p
   for _ in range(2):
@@ -126,7 +116,26 @@ def _geometric_cycle(t: jax.Array, period: jax.Array, mult: jax.Array) -> tuple[
     under = start + length <= t
     start = jnp.where(under, start + length, start)
     length = jnp.where(under, length * mult, length)
-  return t - start, length
+  length = jnp.minimum(length, jnp.finfo(length.dtype).max)
+  return jnp.clip(start + length - t, 0, length) / length
+
+
+def _remaining_fractional(t: jax.Array, period: jax.Array, mult: jax.Array) -> jax.Array:
+  """Fraction of the cycle still ahead at ``t``, for any ``mult > 1``.
+
+  With u = ``_cycle_index`` and f = u - floor(u), the position in the cycle is
+  ``T_cur / T_i = (mult**f - 1) / (mult - 1)``, so ``1 - T_cur / T_i = mult**f * (mult**(1 - f) - 1) /
+  (mult - 1)``. Working with f keeps the error at one float32 rounding of u, where ``t - S_n`` would
+  lose ``S_n``'s rounding (large after many short cycles, e.g. mult = 1.001).
+  """
+  u = _cycle_index(t, period, mult)
+  # u carries a few roundings; within them of a whole number, take the restart (as the recursion
+  # T_cur >= T_i does), so an exact restart step such as t = 1 for period 1 gets init_value.
+  whole = jnp.round(u)
+  u = jnp.where(jnp.abs(u - whole) <= 4 * jnp.finfo(u.dtype).eps * jnp.maximum(u, 1), whole, u)
+  f = u - jnp.floor(u)
+  lm = jnp.log1p(mult - 1)
+  return jnp.clip(jnp.exp(f * lm) * jnp.expm1((1 - f) * lm) / (mult - 1), 0, 1)
 
 
 @schedule_class
@@ -143,20 +152,32 @@ class CosineWarmRestarts(Schedule):
     return _ok(self.period > 0, self.period_mult >= 1)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
+    # About a hundred elementwise ops: one jitted call (inlined under an outer jit) instead of
+    # compiling each op separately on every new step shape in eager mode.
+    return _warm_restarts_rate(self, step)
+
+  def _rate(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, period, mult, end = (as_float(x, dt) for x in (self.init_value, self.period, self.period_mult, self.end_value))
     period = jnp.where(period > 0, period, 1)  # keeps invalid lanes finite until poisoned
     t = as_step(step, dt)
-    # Both branches are computed and selected, so period_mult can be traced.
-    equal = mult <= 1
-    pos_eq = _remainder(step, period, dt)
-    pos_geo, len_geo = _geometric_cycle(t, period, jnp.where(equal, 2, mult))
-    pos = jnp.where(equal, pos_eq, pos_geo)
-    length = jnp.minimum(jnp.where(equal, period, len_geo), jnp.finfo(dt).max)
-    # (1 + cos(pi * pos / length)) / 2 == sin^2(pi/2 * (length - pos) / length): exact at cycle ends.
-    remaining = jnp.clip(length - pos, 0, length) / length
+    # Every branch is computed and one is selected, so period_mult can be traced.
+    one = mult <= 1
+    whole = mult == jnp.round(mult)
+    safe = jnp.where(one, 2, mult)  # keeps the unused branches finite (and their gradients)
+    remaining = jnp.where(
+      one,
+      (period - _remainder(step, period, dt)) / period,  # exact for integer steps up to 2**31-1
+      jnp.where(whole, _remaining_whole(t, period, safe), _remaining_fractional(t, period, safe)),
+    )
+    # (1 + cos(pi * T_cur / T_i)) / 2 == sin^2(pi/2 * (T_i - T_cur) / T_i): exact at cycle ends.
     rate = end + (init - end) * jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
     return poison(rate, self.valid())
+
+
+@jax.jit
+def _warm_restarts_rate(schedule: CosineWarmRestarts, step: ArrayLike) -> jax.Array:
+  return schedule._rate(step)
 
 
 @register("cosine_warm_restarts")
@@ -174,10 +195,13 @@ def cosine_warm_restarts(
   eta_min=end_value)`` (``init_value`` the optimizer's lr) and Keras ``CosineDecayRestarts(init,
   first_decay_steps=period, t_mul=period_mult, m_mul=1.0, alpha=end/init)``. Differences: ``period``
   and ``period_mult`` may be non-integer (PyTorch requires ints; ``period_mult`` like 1.5 works as
-  in Keras) and traced. The cycle is found in closed form (no state): exactly for ``period_mult ==
-  1`` and integer steps up to 2**31-1; for ``period_mult > 1`` through a logarithm corrected by +-1
-  cycle, so restarts fall on the exact steps while they are below 2**24 (float32). The schedule has
-  no horizon: it restarts forever.
+  in Keras) and traced. The cycle is found in closed form, with no state: exactly for
+  ``period_mult == 1`` and integer steps up to 2**31-1; for a whole ``period_mult >= 2`` through a
+  logarithm corrected by +-1 cycle, so restarts fall on the exact step while it is below 2**24
+  (float32); for a fractional ``period_mult`` from the fractional part of that logarithm (as Keras
+  does), rounded to the restart when it is within float32 rounding of one. All three branches are
+  computed and one is selected, so ``period_mult`` can be traced. There is no horizon: it restarts
+  forever.
 
   Args:
     init_value: rate at the start of every cycle.

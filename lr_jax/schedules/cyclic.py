@@ -52,7 +52,8 @@ class Cyclic(Schedule):
       scale = jnp.exp2(-done)
     else:  # exp_range: gamma ** t per iteration
       scale = jnp.power(gamma, t)
-    rate = base + (peak - base) * height * scale
+    w = height * scale
+    rate = base * (1 - w) + peak * w  # exact at both ends, also when base >> max
     return poison(rate, self.valid())
 
 

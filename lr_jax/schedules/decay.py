@@ -17,6 +17,7 @@ from lr_jax.schedules._base import (
   Schedule,
   as_float,
   as_step,
+  compute_dtype,
   register,
   schedule_class,
   static_field,
@@ -56,18 +57,89 @@ def _nondecreasing(x):
   return x[..., 1:] >= x[..., :-1]
 
 
-def _floor_div(t, d):
-  """``floor(t / d)`` for ``t >= 0``, ``d > 0``, corrected by one where float rounding crossed a multiple."""
-  q = jnp.floor(t / d)
-  q = jnp.where(q * d > t, q - 1, q)
-  return jnp.where((q + 1) * d <= t, q + 1, q)
+_SPLIT = 4096
 
 
-def _count_passed(t, points, *, strict: bool):
-  """How many ``points`` lie below ``t`` (``<=`` t, or ``<`` t if ``strict``), for each step."""
-  points = jnp.reshape(points, (1,) * t.ndim + points.shape)  # explicit broadcast (rank promotion off)
-  passed = t[..., None] > points if strict else t[..., None] >= points
-  return jnp.sum(passed, axis=-1)
+def _int_step(step: ArrayLike):
+  """``max(step, 0)`` as an integer array of at least 32 bits, or ``None`` for float steps."""
+  step = jnp.asarray(step)
+  if not jnp.issubdtype(step.dtype, jnp.integer):
+    return None
+  s = jnp.maximum(step, 0)
+  return s.astype(jnp.int32) if s.dtype.itemsize < 4 else s
+
+
+def _split_step(step: ArrayLike, dt) -> tuple[jax.Array, jax.Array]:
+  """A step as ``hi + lo`` with both parts exact in ``dt``; steps below 0 count as 0.
+
+  An integer step is split at a multiple of 4096 (so ``hi`` has at most 19 significant bits below
+  2**31 and is exact in float32, as is ``lo < 4096``); a float step is ``(step, 0)``. Discontinuous
+  schedules use the two parts so that a drop lands on the exact integer step up to 2**31-1, where
+  float32 alone rounds steps above 2**24 by up to 128.
+  """
+  s = _int_step(step)
+  if s is None:
+    t = as_step(step, dt)
+    return t, jnp.zeros_like(t)
+  lo = s % _SPLIT
+  return (s - lo).astype(dt), lo.astype(dt)
+
+
+def _split_remainder(step: ArrayLike, d: jax.Array, dt):
+  """Splits ``max(step, 0) = (hi - r) + d * wrap + x`` for ``d > 0``, every part exact in ``dt``.
+
+  ``hi + lo`` is the step (``_split_step``), ``r = hi mod d`` (``fmod`` is exact on floats) and ``wrap``
+  says whether ``r + lo`` reaches ``d``; then ``x = r + lo - d`` (< 4096, exact), else ``x = r + lo``.
+  """
+  hi, lo = _split_step(step, dt)
+  r = jnp.remainder(hi, d)
+  gap = d - r  # exact whenever it is <= 4096 (Sterbenz, or small operands), which is all `wrap` needs
+  wrap = lo >= gap
+  return hi, r, wrap, jnp.where(wrap, lo - gap, r + lo)
+
+
+def _remainder(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
+  """``max(step, 0) mod d`` for ``d > 0``; for integer steps up to 2**31-1 exact up to one rounding."""
+  _, _, wrap, x = _split_remainder(step, d, dt)
+  # Without a wrap, x = r + lo < d exactly; float32 may round it up to d (the end of the cycle), kept.
+  return jnp.where(wrap, jnp.remainder(x, d), x)
+
+
+def _floor_div(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
+  """``floor(max(step, 0) / d)`` for ``d > 0``.
+
+  Exact for integer steps up to 2**31-1 when ``d`` is a whole number (integer division) or > 512
+  (the exact split above); otherwise within one float32 rounding of the step.
+  """
+  hi, r, wrap, x = _split_remainder(step, d, dt)
+  q_hi = jnp.round((hi - r) / d)  # (hi - r) / d is whole; float32 puts it within 128 / d of it
+  q = jnp.floor(x / d)
+  q = jnp.where(q * d > x, q - 1, q)  # float rounding of x / d across a whole number
+  q = jnp.where((q + 1) * d <= x, q + 1, q)
+  q = q_hi + jnp.where(wrap, 1 + q, 0)
+  s = _int_step(step)
+  if s is None:
+    return q
+  whole = (d == jnp.round(d)) & (d <= 2**30)
+  d_int = jnp.clip(d, 1, 2**30).astype(s.dtype)
+  return jnp.where(whole, (s // d_int).astype(dt), q)
+
+
+def _count_passed(step: ArrayLike, points: jax.Array, dt, *, strict: bool) -> jax.Array:
+  """For each step, how many ``points`` are ``<= step`` (``< step`` if ``strict``); exact for integer steps."""
+  hi, lo = _split_step(step, dt)
+  points = jnp.reshape(points, (1,) * hi.ndim + points.shape)  # explicit broadcast (rank promotion off)
+  # sign((hi - p) + lo) is exact: hi - p is exact when small, and when large lo cannot flip its sign.
+  diff = (hi[..., None] - points) + lo[..., None]
+  return jnp.sum(diff > 0 if strict else diff >= 0, axis=-1)
+
+
+def _stack_traced(x):
+  """A list or tuple holding tracers (``[w, 2 * w]`` inside jit) as one array; anything else as is."""
+  if isinstance(x, (list, tuple)) and is_traced(x):
+    dt = compute_dtype(x)
+    return jnp.stack([as_float(v, dt) for v in x]) if len(x) else jnp.zeros((0,), dt)
+  return x
 
 
 def _vector(x, *, fn: str, name: str):
@@ -147,7 +219,7 @@ class StepDecay(Schedule):
     dt = self.dtype
     init, size, gamma = (as_float(x, dt) for x in (self.init_value, self.step_size, self.gamma))
     size = jnp.where(size > 0, size, 1)  # keeps an invalid lane's arithmetic finite before poisoning
-    k = _floor_div(as_step(step, dt), size)
+    k = _floor_div(step, size, dt)
     return poison(init * jnp.power(gamma, k), self.valid())
 
 
@@ -212,8 +284,7 @@ class MultistepDecay(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, milestones, gamma = (as_float(x, dt) for x in (self.init_value, self.milestones, self.gamma))
-    t = as_step(step, dt)
-    passed = _count_passed(t, milestones, strict=False).astype(dt)  # a duplicated milestone counts twice
+    passed = _count_passed(step, milestones, dt, strict=False).astype(dt)  # a duplicated milestone counts twice
     return poison(init * jnp.power(gamma, passed), self.valid())
 
 
@@ -254,7 +325,7 @@ def multistep_decay(init_value: ArrayLike, milestones: ArrayLike, gamma: ArrayLi
   """
   fn = "multistep_decay"
   init_value = number(init_value, fn=fn, name="init_value")
-  milestones = _vector(number(milestones, fn=fn, name="milestones", integer=True, allow_array=True), fn=fn, name="milestones")
+  milestones = _vector(number(_stack_traced(milestones), fn=fn, name="milestones", integer=True, allow_array=True), fn=fn, name="milestones")
   gamma = number(gamma, fn=fn, name="gamma")
   check(milestones >= 0, fn=fn, must="`milestones` must be >= 0", milestones=milestones)
   check(_nondecreasing(milestones), fn=fn, must="`milestones` must be sorted (non-decreasing)", milestones=milestones)
@@ -283,8 +354,7 @@ class ExponentialDecay(Schedule):
     dt = self.dtype
     init, gamma, ds = (as_float(x, dt) for x in (self.init_value, self.gamma, self.decay_steps))
     ds = jnp.where(ds > 0, ds, 1)
-    t = as_step(step, dt)
-    p = _floor_div(t, ds) if self.staircase else t / ds
+    p = _floor_div(step, ds, dt) if self.staircase else as_step(step, dt) / ds
     return poison(init * jnp.power(gamma, p), self.valid())
 
 
@@ -363,8 +433,7 @@ class InverseTimeDecay(Schedule):
     init, rate, ds = (as_float(x, dt) for x in (self.init_value, self.decay_rate, self.decay_steps))
     ds = jnp.where(ds > 0, ds, 1)
     rate = jnp.maximum(rate, 0)  # keeps an invalid lane finite before poisoning
-    t = as_step(step, dt)
-    p = _floor_div(t, ds) if self.staircase else t / ds
+    p = _floor_div(step, ds, dt) if self.staircase else as_step(step, dt) / ds
     return poison(init / (1 + rate * p), self.valid())
 
 
@@ -572,8 +641,7 @@ class PiecewiseConstant(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     boundaries, values = as_float(self.boundaries, dt), as_float(self.values, dt)
-    t = as_step(step, dt)
-    index = _count_passed(t, boundaries, strict=True)  # a boundary step keeps the old value
+    index = _count_passed(step, boundaries, dt, strict=True)  # a boundary step keeps the old value
     return poison(jnp.take(values, index, axis=0, mode="clip"), self.valid())
 
 
@@ -613,8 +681,8 @@ def piecewise_constant(boundaries: ArrayLike, values: ArrayLike) -> PiecewiseCon
     1.00 1.00 0.50 0.50 0.10
   """
   fn = "piecewise_constant"
-  boundaries = _vector(number(boundaries, fn=fn, name="boundaries", allow_array=True), fn=fn, name="boundaries")
-  values = _vector(number(values, fn=fn, name="values", allow_array=True), fn=fn, name="values")
+  boundaries = _vector(number(_stack_traced(boundaries), fn=fn, name="boundaries", allow_array=True), fn=fn, name="boundaries")
+  values = _vector(number(_stack_traced(values), fn=fn, name="values", allow_array=True), fn=fn, name="values")
   if jnp.shape(values)[0] != jnp.shape(boundaries)[0] + 1:
     raise ValueError(
       f"{fn}: `values` must have one more entry than `boundaries`, got {jnp.shape(values)[0]} values "

@@ -34,17 +34,19 @@ def _phases(t, total, pct, three_phase: bool, anneal: str, values):
   t = jnp.clip(t, 0, jnp.maximum(total - 1, 0))
 
   def interp(i):
-    (hi, lo), s, e = values[i], starts[i], ends[i]
+    (first, last), s, e = values[i], starts[i], ends[i]
     span = e - s
     pos = span > 0
-    # Fraction of the phase still ahead: exact 0 at the phase end (torch divides 0/0 there when
-    # the phase is empty; we give the phase's end value).
-    remaining = jnp.clip(jnp.where(pos, (e - t) / jnp.where(pos, span, 1), 0), 0, 1)
-    if anneal == "cos":  # (1 + cos(pi * pct)) / 2 == sin^2(pi/2 * (1 - pct))
-      w = jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
+    safe = jnp.where(pos, span, 1)
+    # Fractions of the phase done and still ahead, each exact at its own end of the phase. An empty
+    # phase (PyTorch divides 0 by 0 there) gives its end value.
+    done = jnp.clip(jnp.where(pos, (t - s) / safe, 1), 0, 1)
+    ahead = jnp.clip(jnp.where(pos, (e - t) / safe, 0), 0, 1)
+    if anneal == "cos":  # (1 + cos(pi * done)) / 2 == sin^2(pi/2 * ahead); 1 - that == sin^2(pi/2 * done)
+      w_first, w_last = jnp.square(jnp.sin(0.5 * jnp.pi * ahead)), jnp.square(jnp.sin(0.5 * jnp.pi * done))
     else:
-      w = remaining
-    return lo + (hi - lo) * w
+      w_first, w_last = ahead, done
+    return first * w_first + last * w_last
 
   out = interp(len(ends) - 1)
   for i in reversed(range(len(ends) - 1)):

@@ -58,11 +58,11 @@ class Warmup(Schedule):
     t = as_step(step, dt)
     after = as_float(self.schedule(jnp.maximum(t - w, 0)), dt)
     target = as_float(self.schedule(jnp.zeros((), dt)), dt)  # the inner schedule's rate at its step 0
-    remaining = _safe_div(w - t, w)  # 1 at t = 0, 0 at t = warmup_steps
+    done = _safe_div(t, w)
     if self.mode == "linear":
-      ramp = target + (init - target) * remaining
+      ramp = init * _safe_div(w - t, w) + target * done  # exact at both ends
     else:
-      ramp = init * jnp.power(target / init, 1 - remaining)
+      ramp = init * jnp.power(target / init, done)
     rate = jnp.where(t < w, ramp, after)
     return poison(rate, self.valid())
 
@@ -211,14 +211,16 @@ class WarmupStableDecay(Schedule):
     t = as_step(step, dt)
     ramp = peak * _safe_div(t, w)
     start = total - d
-    remaining = jnp.clip(_safe_div(total - t, d), 0, 1)  # 1 when the decay starts, 0 at total_steps
+    q = jnp.clip(_safe_div(t - start, d), 0, 1)  # decay progress: 0 when it starts, 1 at total_steps
+    r = jnp.clip(_safe_div(total - t, d), 0, 1)  # 1 - q, exact near the end
     if self.decay == "linear":
-      f = remaining
-    elif self.decay == "cosine":  # (1 + cos(pi * q)) / 2 with q = 1 - remaining
-      f = jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
-    else:  # 1-sqrt: 1 - sqrt(q)
-      f = 1 - jnp.sqrt(jnp.clip(_safe_div(t - start, d), 0, 1))
-    decayed = end + (peak - end) * f
+      f, g = r, q
+    elif self.decay == "cosine":  # f = (1 + cos(pi * q)) / 2 = sin^2(pi/2 * r), g = 1 - f = sin^2(pi/2 * q)
+      f, g = jnp.square(jnp.sin(0.5 * jnp.pi * r)), jnp.square(jnp.sin(0.5 * jnp.pi * q))
+    else:  # 1-sqrt: f = 1 - sqrt(q)
+      g = jnp.sqrt(q)
+      f = 1 - g
+    decayed = peak * f + end * g  # exact at both ends of the decay
     rate = jnp.where(t < w, ramp, jnp.where(t < start, peak, decayed))
     return poison(rate, self.valid())
 

@@ -1,0 +1,157 @@
+"""Whole trajectories of every lr_jax schedule: against Optax's equivalent and PyTorch's ``.step()`` loop.
+
+Each schedule is evaluated on ``jnp.arange(N)`` (N = 1M steps; fewer with ``--mode smoke``) in one
+jitted call, the schedule passed as an argument (it is a pytree). Optax's equivalent, where it has
+one, is ``jax.jit(jax.vmap(optax_schedule))`` on the same steps (``vmap`` because some Optax
+schedules reject a vector of steps). PyTorch's scheduler has no vectorised form: its loop
+``scheduler.step(); scheduler.get_last_lr()`` runs for fewer steps (``TORCH_STEPS``) and the time
+is scaled linearly to N (its cost per step is constant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median  # noqa: E402
+from lr_jax import schedules as S  # noqa: E402
+
+try:
+  import torch
+except ImportError:  # pragma: no cover
+  torch = None
+
+MODES = {"smoke": (10_000, 200, 3), "quick": (1_000_000, 10_000, 5), "full": (1_000_000, 50_000, 9)}  # N, TORCH_STEPS, repeats
+
+
+def cases(T: int) -> dict:
+  """name -> (lr_jax schedule, optax schedule or None, torch factory ``opt -> scheduler`` or None, torch twin name)."""
+  W = T // 10
+  lam = lambda f: (lambda o: torch.optim.lr_scheduler.LambdaLR(o, f))  # noqa: E731
+  tsch = lambda: torch.optim.lr_scheduler  # noqa: E731
+  cos = S.cosine_annealing(1.0, T, 0.01)
+  return {
+    "constant": (S.constant(0.5), optax.constant_schedule(0.5), lambda o: tsch().ConstantLR(o, factor=1.0, total_iters=0), "ConstantLR"),
+    "step_decay": (S.step_decay(1.0, T // 10, 0.5), optax.exponential_decay(1.0, T // 10, 0.5, staircase=True),
+                   lambda o: tsch().StepLR(o, T // 10, 0.5), "StepLR"),
+    "multistep_decay": (S.multistep_decay(1.0, [T // 3, 2 * T // 3], 0.1),
+                        optax.piecewise_constant_schedule(1.0, {T // 3: 0.1, 2 * T // 3: 0.1}),
+                        lambda o: tsch().MultiStepLR(o, [T // 3, 2 * T // 3], 0.1), "MultiStepLR"),
+    "exponential_decay": (S.exponential_decay(1.0, 0.999999), optax.exponential_decay(1.0, 1, 0.999999),
+                          lambda o: tsch().ExponentialLR(o, 0.999999), "ExponentialLR"),
+    "inverse_time_decay": (S.inverse_time_decay(1.0, 0.5, 1000), None, lam(lambda t: 1.0 / (1.0 + 0.5 * t / 1000)), "LambdaLR"),
+    "polynomial_decay": (S.polynomial_decay(1.0, T, 0.0, 2.0), optax.polynomial_schedule(1.0, 0.0, 2.0, T),
+                         lambda o: tsch().PolynomialLR(o, T, 2.0), "PolynomialLR"),
+    "linear": (S.linear(1.0, 0.1, T), optax.linear_schedule(1.0, 0.1, T), lambda o: tsch().LinearLR(o, 1.0, 0.1, T), "LinearLR"),
+    "cosine_annealing": (cos, optax.cosine_decay_schedule(1.0, T, alpha=0.01),
+                         lambda o: tsch().CosineAnnealingLR(o, T, 0.01), "CosineAnnealingLR"),
+    "cosine_warm_restarts": (S.cosine_warm_restarts(1.0, T // 20, 2, 0.01), None,
+                             lambda o: tsch().CosineAnnealingWarmRestarts(o, T // 20, 2, 0.01), "CosineAnnealingWarmRestarts"),
+    "cyclic": (S.cyclic(0.1, 1.0, T // 50, mode="triangular2"), None,
+               lambda o: tsch().CyclicLR(o, 0.1, 1.0, T // 50, mode="triangular2", cycle_momentum=False), "CyclicLR"),
+    "one_cycle": (S.one_cycle(1.0, T), optax.cosine_onecycle_schedule(T, 1.0),
+                  lambda o: tsch().OneCycleLR(o, 1.0, total_steps=T + 1), "OneCycleLR"),
+    "one_cycle_momentum": (S.one_cycle_momentum(T), None, lambda o: tsch().OneCycleLR(o, 1.0, total_steps=T + 1), "OneCycleLR"),
+    "warmup": (S.warmup(cos, W), optax.join_schedules([optax.linear_schedule(0.0, 1.0, W), optax.cosine_decay_schedule(1.0, T, 0.01)], [W]),
+               lambda o: tsch().SequentialLR(o, [tsch().LinearLR(o, 1e-8, 1.0, W), tsch().CosineAnnealingLR(o, T, 0.01)], [W]),
+               "LinearLR+SequentialLR"),
+    "inverse_sqrt": (S.inverse_sqrt(1.0, W), None, lam(lambda t: (t + 1) / W if t < W else (W / max(t, 1)) ** 0.5), "LambdaLR"),
+    "warmup_stable_decay": (S.warmup_stable_decay(1.0, T, W, 2 * W), None,
+                            lam(lambda t: min(t / W, 1.0, max((T - t) / (2 * W), 0.0))), "LambdaLR"),
+    "join": (S.join([S.linear(0.0, 1.0, W), cos], [W]),
+             optax.join_schedules([optax.linear_schedule(0.0, 1.0, W), optax.cosine_decay_schedule(1.0, T, 0.01)], [W]),
+             lambda o: tsch().SequentialLR(o, [tsch().LinearLR(o, 1e-8, 1.0, W), tsch().CosineAnnealingLR(o, T, 0.01)], [W]),
+             "SequentialLR"),
+    "multiply": (S.multiply(S.exponential_decay(1.0, 0.999999), S.step_decay(1.0, T // 10, 0.5)), None,
+                 lambda o: tsch().ChainedScheduler([tsch().ExponentialLR(o, 0.999999), tsch().StepLR(o, T // 10, 0.5)]),
+                 "ChainedScheduler"),
+    "piecewise_constant": (S.piecewise_constant([T // 3, 2 * T // 3], [1.0, 0.5, 0.1]),
+                           optax.piecewise_constant_schedule(1.0, {T // 3: 0.5, 2 * T // 3: 0.2}),
+                           lam(lambda t: 1.0 if t < T // 3 else (0.5 if t < 2 * T // 3 else 0.1)), "LambdaLR"),
+  }
+
+
+@jax.jit
+def _lr_jax_eval(schedule, steps):
+  return schedule(steps)
+
+
+def _torch_loop(factory, steps: int):
+  def run():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0, momentum=0.9)
+    sched = factory(opt)
+    out = []
+    for _ in range(steps):
+      sched.step()
+      out.append(sched.get_last_lr()[0])
+    return out
+
+  return run
+
+
+def run(mode: str = "quick") -> tuple[list[dict], str]:
+  T, torch_steps, repeats = MODES[mode]
+  steps = jnp.arange(T, dtype=jnp.int32)
+  rows = []
+  warnings.filterwarnings("ignore", message=".*lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`.*")
+  warnings.filterwarnings("ignore", category=UserWarning, module="torch.optim.lr_scheduler")
+  for name, (sched, osched, tfactory, twin) in cases(T).items():
+    log(f"schedules: {name}")
+    fns, compile_s = {}, {}
+    fns["lr_jax"] = lambda s=sched: _lr_jax_eval(s, steps).block_until_ready()
+    if osched is not None:
+      ofn = jax.jit(jax.vmap(osched))
+      fns["optax"] = lambda f=ofn: f(steps).block_until_ready()
+    if torch is not None and tfactory is not None:
+      fns["torch"] = _torch_loop(tfactory, torch_steps)
+    for k, f in fns.items():
+      compile_s[k] = first_call(f)
+    samples = interleave(fns, repeats)
+    med = {k: median(v) for k, v in samples.items()}
+    if "torch" in med:
+      med["torch_scaled"] = med["torch"] * T / torch_steps
+    base = {"name": f"schedule/{name}", "schedule": name, "steps": T}
+    for k, v in samples.items():
+      emit(dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v,
+                compile_s=max(compile_s[k] - med[k], 0.0) if k != "torch" else None,
+                **({"torch_steps": torch_steps, "scaled_run_s": med["torch_scaled"]} if k == "torch" else {})))
+    summary = dict(base, contender="summary", twin=twin, lr_jax_s=med["lr_jax"], optax_s=med.get("optax"),
+                   torch_scaled_s=med.get("torch_scaled"), lr_jax_compile_s=max(compile_s["lr_jax"] - med["lr_jax"], 0.0),
+                   ratio_vs_optax=med["lr_jax"] / med["optax"] if "optax" in med else None,
+                   speedup_vs_torch=med["torch_scaled"] / med["lr_jax"] if "torch_scaled" in med else None)
+    emit(summary)
+    rows.append(summary)
+  return rows, markdown(rows, T, torch_steps)
+
+
+def markdown(rows, T, torch_steps) -> str:
+  nan = float("nan")
+  header = ["schedule", "lr_jax ms", "compile ms", "Optax ms", "lr_jax / Optax", "PyTorch twin", "PyTorch ms (scaled)", "x faster than PyTorch"]
+  body = [[r["schedule"], fmt_ms(r["lr_jax_s"]), fmt_ms(r["lr_jax_compile_s"]), fmt_ms(r["optax_s"] or nan),
+           fmt_ratio(r["ratio_vs_optax"] or nan), r["twin"], fmt_ms(r["torch_scaled_s"] or nan),
+           "n/a" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.0f}"] for r in rows]
+  note = (f"Median ms for a {T:,}-step trajectory. PyTorch's `scheduler.step(); get_last_lr()` loop ran {torch_steps:,} steps, "
+          f"scaled x{T / torch_steps:g}. Optax: `jit(vmap(schedule))` of its nearest equivalent (none for some schedules).")
+  return "### Schedules\n\n" + md_table(header, body) + "\n\n" + note + "\n"
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--mode", choices=list(MODES), default="quick")
+  _, md = run(ap.parse_args(argv).mode)
+  print(md)
+
+
+if __name__ == "__main__":
+  main()

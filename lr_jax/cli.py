@@ -1,0 +1,533 @@
+"""The ``lr-jax`` command line (also ``python -m lr_jax``): ``demo``, ``plot``, ``find``, ``sweep``.
+
+Kept short on purpose: the work is done by ``lr_jax.schedules``, ``lr_jax.lr_find``,
+``lr_jax.sweep``, ``lr_jax.plot`` and ``lr_jax.tasks``. Bad input exits with code 2 and a one-line
+message on stderr (never a traceback); a missing optional dependency exits with code 1.
+
+Examples::
+
+    lr-jax demo --out lr_jax_demo
+    lr-jax plot one_cycle peak_value=0.1 total_steps=1000 --out oc.png
+    lr-jax plot cosine_annealing init_value=1 total_steps=100 + step_decay init_value=1 step_size=30 --table
+    lr-jax find --task digits --optimizer adam --out finder.png
+    lr-jax sweep --task digits --schedule one_cycle total_steps=300 --peak 1e-3:1:8 --steps 300 --out sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lr_jax import optimizers, schedules, tasks
+
+_RATE_KEYS = ("peak_value", "init_value", "max_value", "value")
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, but a usage error is one line on stderr (exit code 2)."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Runs ``lr-jax`` with ``argv`` (default ``sys.argv[1:]``) and returns the exit code.
+
+  Examples:
+    >>> main(["plot", "step_decay", "init_value=1", "step_size=2", "--steps", "4", "--table"])
+    step  step_decay
+       0    1
+       1    1
+       2    0.1
+       3    0.1
+       4    0.01
+    0
+  """
+  parser = _parser()
+  try:
+    args = parser.parse_args(argv)
+  except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
+    return e.code if isinstance(e.code, int) else 2
+  try:
+    return args.run(args)
+  except (ValueError, OSError) as e:
+    print(f"lr-jax {args.command}: error: {_one_line(e)}", file=sys.stderr)
+    return 2
+  except ImportError as e:
+    print(f"lr-jax {args.command}: error: {_one_line(e)}", file=sys.stderr)
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _Parser(
+    prog="lr-jax", description="lr_jax: learning-rate schedules, LR range test and sweeps for JAX."
+  )
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  p = sub.add_parser("demo", help="tour of lr_jax on built-in data (what `make demo` runs)")
+  p.add_argument("--out", default="lr_jax_demo", help="directory for the figures and summary.md")
+  p.add_argument("--steps", type=int, default=300, help="training steps of the finder and of each sweep run")
+  p.set_defaults(run=_cmd_demo)
+
+  p = sub.add_parser("plot", help="draw schedules by name: NAME key=value ... [+ NAME key=value ...]")
+  p.add_argument("spec", nargs="+", metavar="NAME|key=value|+", help="schedule groups separated by '+'")
+  p.add_argument("--steps", type=int, help="plot steps 0..N (default: the largest total_steps, else 1000)")
+  p.add_argument("--out", default="schedule.png", help="PNG file to write (default schedule.png)")
+  p.add_argument("--table", action="store_true", help="print the rates as text instead of drawing")
+  p.set_defaults(run=_cmd_plot)
+
+  p = sub.add_parser("find", help="LR range test on a built-in task")
+  _task_options(p, default_steps=100)
+  p.add_argument("--min-lr", type=float, default=1e-5)
+  p.add_argument("--max-lr", type=float, default=10.0)
+  p.add_argument("--repeats", type=int, default=1, help="repeats with different batch orders")
+  p.add_argument("--out", help="PNG file for the finder curve")
+  p.set_defaults(run=_cmd_find)
+
+  p = sub.add_parser("sweep", help="train a grid of peak rates of one schedule in one program")
+  _task_options(p, default_steps=200)
+  p.add_argument("--schedule", nargs="+", required=True, metavar=("NAME", "KEY=VALUE"))
+  p.add_argument("--peak", required=True, help="rates LO:HI:N (N log-spaced values)")
+  p.add_argument("--out", help="directory for sweep.png and sweep.md")
+  p.set_defaults(run=_cmd_sweep)
+  return parser
+
+
+def _task_options(p, default_steps: int):
+  p.add_argument("--task", choices=tasks.TASKS, default="digits")
+  p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="sgd means momentum 0.9")
+  p.add_argument("--steps", type=int, default=default_steps)
+  p.add_argument("--seed", type=int, default=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Subcommands (each a few lines; helpers below).
+
+
+def _cmd_plot(args) -> int:
+  configs = [_config(group) for group in _groups(args.spec)]
+  scheds = {_label(c): schedules.from_config(c) for c in configs}
+  steps = _positive("--steps", args.steps if args.steps is not None else _default_steps(configs))
+  if args.table:
+    print(_rate_table(scheds, steps))
+    return 0
+  _check_file(args.out)
+  ax = _plot().schedules(scheds, steps + 1)
+  _save(ax, args.out)
+  return 0
+
+
+def _cmd_find(args) -> int:
+  _check_file(args.out)
+  task = tasks.make(args.task, seed=args.seed)
+  result = _find(task, args)
+  print(_find_report(result))
+  if args.out:
+    _save(_plot().lr_find(result), args.out)
+  return 0
+
+
+def _cmd_sweep(args) -> int:
+  out = _out_dir(args.out) if args.out else None
+  name, config, key = _sweep_schedule(args.schedule)
+  peaks = _peaks(args.peak)
+  task = tasks.make(args.task, seed=args.seed)
+  result = _run_sweep(task, args, name, config, key, peaks)
+  text = _sweep_report(result, task)
+  print(text)
+  if out:
+    _sweep_figure(result, peaks, [name], os.path.join(out, "sweep.png"))
+    _write(os.path.join(out, "sweep.md"), f"# lr-jax sweep\n\n{text}\n\n![sweep](sweep.png)\n")
+  return 0
+
+
+def _cmd_demo(args) -> int:
+  out = _out_dir(args.out)
+  steps = _positive("--steps", args.steps)
+  start = time.perf_counter()
+  part1 = _demo_linreg(steps)
+  digits = tasks.make("digits")
+  finder_args = argparse.Namespace(
+    optimizer="adam", min_lr=1e-5, max_lr=10.0, steps=min(100, max(steps, 10)), repeats=1, seed=0
+  )
+  finder = _find(digits, finder_args)
+  part2 = _section("2. LR range test: Adam on the digits MLP", _find_report(finder))
+  part3, result, peaks = _demo_sweep(digits, steps)
+  _demo_figures(out, finder, result, peaks, steps)
+  _write(os.path.join(out, "summary.md"), _summary(part1, part2, part3, time.perf_counter() - start))
+  print(f"\nwrote {os.path.join(out, 'summary.md')} and 3 figures in {time.perf_counter() - start:.1f} s")
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing and checking input.
+
+
+def _one_line(e: BaseException) -> str:
+  return " ".join(str(e).split()) or type(e).__name__
+
+
+def _groups(tokens: list[str]) -> list[list[str]]:
+  """``NAME k=v + NAME k=v`` -> ``[[NAME, k=v], [NAME, k=v]]``."""
+  groups, current = [], []
+  for tok in [*tokens, "+"]:
+    if tok != "+":
+      current.append(tok)
+      continue
+    if not current:
+      raise ValueError("empty schedule group: write NAME key=value ... [+ NAME key=value ...]")
+    groups.append(current)
+    current = []
+  return groups
+
+
+def _value(text: str):
+  """``0.1`` -> float, ``[30, 80]`` -> list, ``true`` -> True, ``{"name": ...}`` -> dict, else the string."""
+  for parse in (json.loads, ast.literal_eval):
+    try:
+      return parse(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+      pass
+  return text
+
+
+def _config(group: list[str]) -> dict:
+  """``[NAME, k=v, ...]`` -> ``{"name": NAME, k: v, ...}`` (the schedule itself validates the values)."""
+  name, *pairs = group
+  if "=" in name:
+    raise ValueError(f"expected a schedule name before {name!r}; known: {', '.join(_schedule_names())}")
+  if name not in _schedule_names():
+    raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(_schedule_names())}")
+  config = {"name": name}
+  for pair in pairs:
+    key, sep, text = pair.partition("=")
+    if not sep or not key.isidentifier() or not text:
+      raise ValueError(f"malformed argument {pair!r} for {name}: expected key=value")
+    if key in config:
+      raise ValueError(f"{name}: {key!r} given twice")
+    config[key] = _value(text)
+  params = inspect.signature(getattr(schedules, name)).parameters
+  unknown = [k for k in config if k != "name" and k not in params]
+  if unknown:
+    raise ValueError(f"{name} has no parameter {unknown[0]!r}; it takes {', '.join(params)}")
+  return config
+
+
+def _schedule_names() -> list[str]:
+  return sorted(n for n in schedules.__all__ if n not in ("Schedule", "from_config"))
+
+
+def _label(config: dict) -> str:
+  args = ", ".join(f"{k}={v}" for k, v in config.items() if k != "name" and not isinstance(v, dict))
+  return f"{config['name']}({args})" if len(args) < 60 else config["name"]
+
+
+def _positive(flag: str, value: int) -> int:
+  if value < 1:
+    raise ValueError(f"{flag} must be >= 1, got {flag}={value}")
+  return value
+
+
+def _default_steps(configs: list[dict]) -> int:
+  totals = [c[k] for c in configs for k in ("total_steps",) if isinstance(c.get(k), (int, float))]
+  return int(max(totals)) if totals else 1000
+
+
+def _peaks(text: str) -> np.ndarray:
+  try:
+    lo, hi, n = text.split(":")
+    lo, hi, n = float(lo), float(hi), int(n)
+  except ValueError:
+    raise ValueError(f"--peak must be LO:HI:N (e.g. 1e-3:1:8), got --peak={text!r}") from None
+  if not (0 < lo <= hi and np.isfinite(hi) and n >= 1):
+    raise ValueError(f"--peak needs 0 < LO <= HI and N >= 1, got --peak={text!r}")
+  return np.geomspace(lo, hi, n)
+
+
+def _sweep_schedule(tokens: list[str]):
+  """``--schedule NAME k=v ...`` -> (name, config without the rate, the key ``--peak`` sets)."""
+  config = _config(tokens)
+  name = config["name"]
+  params = inspect.signature(getattr(schedules, name)).parameters
+  key = next((k for k in _RATE_KEYS if k in params), None)
+  if key is None:
+    raise ValueError(f"--peak cannot set a rate of {name!r}: it has none of {', '.join(_RATE_KEYS)}")
+  if key in config:
+    raise ValueError(f"--peak sets {name}'s {key}; remove {key}={config[key]} from --schedule")
+  return name, config, key
+
+
+def _check_file(path: str | None):
+  """Fails early (before any training) if ``path`` cannot be written."""
+  if path is None:
+    return
+  parent = os.path.dirname(os.path.abspath(path))
+  if os.path.isdir(path):
+    raise ValueError(f"cannot write --out {path!r}: it is a directory")
+  if not os.path.isdir(parent):
+    raise ValueError(f"cannot write --out {path!r}: directory {parent!r} does not exist")
+  if not os.access(parent, os.W_OK):
+    raise ValueError(f"cannot write --out {path!r}: directory {parent!r} is not writable")
+
+
+def _out_dir(path: str) -> str:
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create --out directory {path!r}: {e.strerror or e}") from None
+  if not os.access(path, os.W_OK):
+    raise ValueError(f"cannot write --out directory {path!r}: not writable")
+  return path
+
+
+def _write(path: str, text: str):
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Work (thin wrappers around the library).
+
+
+def _plot():
+  import matplotlib
+
+  if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
+  from lr_jax import plot
+
+  return plot
+
+
+def _save(ax, path: str):
+  fig = np.ravel(ax)[0].figure
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  import matplotlib.pyplot as plt
+
+  plt.close(fig)
+  print(f"wrote {path}")
+
+
+def _rate_table(scheds: dict, steps: int) -> str:
+  ts = np.unique(np.linspace(0, steps, min(steps, 10) + 1).round().astype(int))
+  names = list(scheds)
+  lines = ["step  " + "  ".join(names)]
+  for t in ts:
+    rates = [float(s(t)) for s in scheds.values()]
+    lines.append(f"{t:>4d}  " + "  ".join(f"{r:<{len(n)}.6g}" for r, n in zip(rates, names)).rstrip())
+  return "\n".join(lines)
+
+
+def _optimizer(name: str):
+  if name == "adam":
+    return optimizers.adam
+  return lambda lr: optimizers.sgd(lr, momentum=0.9)
+
+
+def _find(task, args):
+  import lr_jax
+
+  return lr_jax.lr_find(
+    task.loss_fn,
+    task.params,
+    task.batches,
+    optimizer=_optimizer(args.optimizer),
+    min_lr=args.min_lr,
+    max_lr=args.max_lr,
+    num_steps=args.steps,
+    num_repeats=args.repeats,
+    key=jax.random.key(args.seed),
+    progress=True,
+  )
+
+
+def _find_report(result) -> str:
+  lines = [f"{'learning rate':>14}  {'smoothed loss':>13}"]
+  stop = len(result.lrs) if result.diverged_at is None else result.diverged_at + 1
+  for i in np.unique(np.linspace(0, stop - 1, 8).round().astype(int)):
+    lines.append(f"{result.lrs[i]:>14.3e}  {result.smoothed_losses[i]:>13.4f}")
+  where = (
+    "did not diverge"
+    if result.diverged_at is None
+    else f"diverged at lr {result.lrs[result.diverged_at]:.3e}"
+  )
+  lines.append(f"{where}; suggested learning rate: {result.suggestion:.3e}")
+  return "\n".join(lines)
+
+
+def _run_sweep(task, args, name, config, key, peaks):
+  import lr_jax
+
+  for p in (peaks[0], peaks[-1]):  # a rejected value fails here, eagerly, with the schedule's message
+    schedules.from_config({**config, key: float(p)})
+  make = _optimizer(args.optimizer)
+  return lr_jax.sweep(
+    task.loss_fn,
+    task.params,
+    task.batches,
+    optimizer=lambda h: make(schedules.from_config({**config, key: h["peak"]})),
+    grid={"peak": [float(p) for p in peaks]},
+    num_steps=_positive("--steps", args.steps),
+    eval_fn=task.eval_fn,
+    progress=True,
+  )
+
+
+def _best_index(result, task) -> int | None:
+  score = np.asarray(result.eval if result.eval is not None else result.final_loss, np.float64)
+  if task.metric == "test_accuracy":
+    score = -score
+  score = np.where(np.asarray(result.valid), score, np.inf)
+  return None if not np.isfinite(score).any() else int(np.argmin(score))
+
+
+def _best_line(result, task, describe) -> str:
+  best = _best_index(result, task)
+  if best is None:
+    return "no configuration finished with finite losses"
+  metric = task.metric.replace("_", " ")
+  return f"best: {describe(result.configs[best])} ({metric} {result.eval[best]:.4f}, sweep strategy {result.strategy})"
+
+
+def _sweep_report(result, task) -> str:
+  lines = [f"{'peak':>10}  {'final loss':>10}  {task.metric.replace('_', ' ')}"]
+  for cfg, loss, metric in zip(result.configs, result.final_loss, result.eval):
+    lines.append(f"{cfg['peak']:>10.3g}  {loss:>10.4f}  {metric:.4f}")
+  return "\n".join([*lines, _best_line(result, task, lambda c: f"peak {c['peak']:.3g}")])
+
+
+def _pivot(title: str, values, rows: list[str], cols: list[str]) -> str:
+  values = np.asarray(values).reshape(len(rows), len(cols))
+  width = max(len(r) for r in rows)
+  lines = [f"{title:<{width}}  " + "  ".join(f"{c:>8}" for c in cols)]
+  for r, row in zip(rows, values):
+    lines.append(f"{r:<{width}}  " + "  ".join(f"{v:>8.4f}" for v in row))
+  return "\n".join(lines)
+
+
+def _sweep_figure(result, peaks, names, path):
+  _plot()
+  import matplotlib.pyplot as plt
+
+  _, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  losses = np.asarray(result.losses).reshape(len(names), len(peaks), -1)
+  final = np.asarray(result.final_loss).reshape(len(names), len(peaks))
+  smooth = np.ones(10) / 10
+  for name, curves, row in zip(names, losses, final):
+    best = int(np.nanargmin(np.where(np.isfinite(row), row, np.inf)))
+    left.semilogy(np.convolve(curves[best], smooth, mode="valid"), label=f"{name}, peak {peaks[best]:.2g}")
+    right.loglog(peaks, row, "o-", label=name)
+  left.set(xlabel="step", ylabel="training loss (10-step mean)", title="best rate of each schedule")
+  right.set(xlabel="peak learning rate", ylabel="final training loss", title="final loss against the rate")
+  left.legend(fontsize="small")
+  right.legend(fontsize="small")
+  _save(left, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The demo.
+
+
+def _section(title: str, body: str) -> str:
+  text = f"## {title}\n\n```\n{body}\n```\n"
+  print(f"\n{title}\n{body}")
+  return text
+
+
+def _demo_linreg(steps: int) -> str:
+  rules = {
+    "fixed 0.5": schedules.constant(0.5),
+    "step decay (x0.5 every 100)": schedules.step_decay(0.5, step_size=100, gamma=0.5),
+    "exponential decay (x0.99 per step)": schedules.exponential_decay(0.5, gamma=0.99),
+    "1/t decay (rate 0.01)": schedules.inverse_time_decay(0.5, decay_rate=0.01),
+  }
+  task = tasks.make("linreg")
+  lines = [f"{'schedule':<36}{'slope m':>9}{'intercept b':>13}   (true: 3, 2)"]
+  for name, lr in rules.items():
+    params, _ = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.sgd(lr), steps)
+    lines.append(f"{name:<36}{float(params['m']):>9.4f}{float(params['b']):>13.4f}")
+  return _section(f"1. y = 3x + 2 + noise, SGD on batches of 10, {steps} steps", "\n".join(lines))
+
+
+_DEMO_SCHEDULES = ("constant", "step_decay", "cosine_annealing", "warmup_cosine", "one_cycle")
+
+
+def _demo_schedules(peak, steps: int) -> list:
+  return [
+    schedules.constant(peak),
+    schedules.step_decay(peak, step_size=steps // 3, gamma=0.2),
+    schedules.cosine_annealing(peak, total_steps=steps),
+    schedules.warmup(
+      schedules.cosine_annealing(peak, total_steps=steps - steps // 10), warmup_steps=steps // 10
+    ),
+    schedules.one_cycle(peak, total_steps=steps),
+  ]
+
+
+def _demo_sweep(task, steps: int):
+  import lr_jax
+
+  peaks = np.geomspace(3e-4, 3e-1, 8)
+
+  def optimizer(h):
+    def lr(t):
+      return jax.lax.switch(
+        h["schedule"],
+        [lambda t, s=s: jnp.asarray(s(t), jnp.float32) for s in _demo_schedules(h["peak"], steps)],
+        t,
+      )
+
+    return optimizers.adam(lr)
+
+  grid = {"schedule": list(range(len(_DEMO_SCHEDULES))), "peak": [float(p) for p in peaks]}
+  result = lr_jax.sweep(
+    task.loss_fn,
+    task.params,
+    task.batches,
+    optimizer=optimizer,
+    grid=grid,
+    num_steps=steps,
+    eval_fn=task.eval_fn,
+    progress=True,
+  )
+  cols = [f"{p:.2g}" for p in peaks]
+  body = "\n\n".join(
+    [
+      _pivot("final loss", result.final_loss, list(_DEMO_SCHEDULES), cols),
+      _pivot(task.metric.replace("_", " "), result.eval, list(_DEMO_SCHEDULES), cols),
+      _best_line(result, task, lambda c: f"{_DEMO_SCHEDULES[c['schedule']]}, peak {c['peak']:.2g}"),
+    ]
+  )
+  title = (
+    f"3. Sweep: {len(_DEMO_SCHEDULES)} schedules x {len(peaks)} peak rates, Adam, digits MLP, {steps} steps"
+  )
+  return _section(title, body), result, peaks
+
+
+def _demo_figures(out: str, finder, result, peaks, steps: int):
+  plot = _plot()
+  gallery = dict(zip(_DEMO_SCHEDULES, _demo_schedules(1.0, steps)))
+  ax = plot.schedules(gallery, steps)
+  ax.set_title("the demo's schedules (peak 1)")
+  _save(ax, os.path.join(out, "schedules.png"))
+  _save(plot.lr_find(finder), os.path.join(out, "lr_find.png"))
+  _sweep_figure(result, peaks, list(_DEMO_SCHEDULES), os.path.join(out, "sweep.png"))
+
+
+def _summary(part1: str, part2: str, part3: str, seconds: float) -> str:
+  return (
+    "# lr_jax demo\n\n"
+    f"Everything below ran on built-in data in {seconds:.0f} s (`lr-jax demo`).\n\n"
+    f"{part1}\n{part2}\n![LR range test](lr_find.png)\n\n{part3}\n![sweep](sweep.png)\n\n"
+    "## Schedules of the sweep\n\n![schedules](schedules.png)\n"
+  )

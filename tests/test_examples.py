@@ -1,0 +1,421 @@
+"""Every example script runs (as the tutorial's commands give it) and prints the right numbers.
+
+Each script runs once, in-process (``runpy`` + its ``main(argv)``; the output is cached and shared
+with ``test_tutorial.py``). Expected values come from closed forms and plain float64 NumPy/Python
+loops written here, independently of lr_jax (and from PyTorch where it has the twin).
+
+Printed values carry 6 significant digits (``.6g``) or 5 decimals, and the scripts run in
+float32: hence ``rtol=2e-5`` / ``atol=2e-5`` where noted, looser only where stated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import math
+import re
+import runpy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lr_jax import tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+README = EXAMPLES / "README.md"
+FIGURES = Path(tempfile.mkdtemp(prefix="lr_jax_example_figures_"))
+SIZES = np.array([1000.0, 1500.0, 2000.0, 2500.0])
+PRICES = np.array([250.0, 350.0, 450.0, 550.0])
+NUM = re.compile(r"[-+]?inf|nan|[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def readme_commands() -> dict[str, list[str]]:
+  """``{script: args}`` from the ``$ python examples/X.py ARGS`` lines of the tutorial."""
+  cmds = {}
+  for line in README.read_text().splitlines():
+    m = re.match(r"^\$ python examples/(\S+\.py)(.*)$", line.strip())
+    if m:
+      cmds[m.group(1)] = m.group(2).split()
+  return cmds
+
+
+@functools.cache
+def run_example(script: str, *args: str) -> str:
+  """Runs ``examples/script`` with ``args`` (plus ``--figure``) in this process; returns its stdout."""
+  ns = runpy.run_path(str(EXAMPLES / script))
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    rc = ns["main"]([*args, "--figure", str(FIGURES / script.replace(".py", ".png"))])
+  assert rc == 0
+  return out.getvalue()
+
+
+def output(script: str) -> str:
+  return run_example(script, *readme_commands()[script])
+
+
+def steps_of(script: str) -> int:
+  args = readme_commands()[script]
+  return int(args[args.index("--steps") + 1])
+
+
+def after(out: str, label: str) -> list[float]:
+  """The numbers on the (first) line starting with ``label``, after the label."""
+  for line in out.splitlines():
+    if line.startswith(label):
+      return [float(x) for x in NUM.findall(line[len(label) :])]
+  raise AssertionError(f"no line starting with {label!r} in:\n{out}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Independent references: plain float64 loops.
+
+
+def line_grad(p, x, y):
+  r = p[0] * x + p[1] - y
+  return np.array([2 * np.mean(r * x), 2 * np.mean(r)])
+
+
+def half_mse_grad(p, x=SIZES, y=PRICES):
+  r = p[0] * x + p[1] - y
+  return np.array([np.mean(r * x), np.mean(r)])
+
+
+def mse(p, x, y):
+  return float(np.mean((p[0] * x + p[1] - y) ** 2))
+
+
+def minibatches():
+  x, y = (a.astype(np.float64) for a in tasks.linreg_data())
+  return x, y, x.reshape(10, 10), y.reshape(10, 10)
+
+
+def run_rule(rule, rates, grad, batches=None, steps=None, **kw):
+  """``steps`` updates of ``rule`` from p = (0, 0); batch t % n; rates[t] at update t."""
+  p = np.zeros(2)
+  state = {}
+  trail = []
+  for t in range(steps):
+    g = grad(p) if batches is None else line_grad(p, batches[0][t % 10], batches[1][t % 10])
+    p = rule(p, g, rates[t], state, t, **kw)
+    trail.append(p.copy())
+  return np.array(trail)
+
+
+def sgd_rule(p, g, lr, state, t, momentum=None):
+  if momentum is None:
+    return p - lr * g
+  buf = g if t == 0 else momentum[t] * state["buf"] + g  # torch.optim.SGD, dampening 0
+  state["buf"] = buf
+  return p - lr * buf
+
+
+def adagrad_rule(p, g, lr, state, t):
+  state["G"] = state.get("G", 0.0) + g * g
+  return p - lr * g / (np.sqrt(state["G"]) + 1e-10)
+
+
+def rmsprop_rule(p, g, lr, state, t):
+  state["v"] = 0.99 * state.get("v", 0.0) + 0.01 * g * g
+  return p - lr * g / (np.sqrt(state["v"]) + 1e-8)
+
+
+def adam_rule(p, g, lr, state, t, b1=0.9, b2=0.999, eps=1e-8):
+  state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
+  state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
+  k = t + 1
+  return p - lr * (state["m"] / (1 - b1**k)) / (np.sqrt(state["v"] / (1 - b2**k)) + eps)
+
+
+def cos_between(start, end, frac):
+  return end + (start - end) * (1 + math.cos(math.pi * frac)) / 2
+
+
+def check_fit(values, trail_final, x, y, atol=2e-5):
+  """``values`` = [.., m, b, MSE] as printed; compares with the reference parameters."""
+  m, b, err = values[-3:]
+  np.testing.assert_allclose([m, b], trail_final, atol=atol)
+  np.testing.assert_allclose(err, mse(trail_final, x, y), rtol=1e-4, atol=2e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_script_has_a_tutorial_command():
+  scripts = sorted(p.name for p in EXAMPLES.glob("[0-9]*.py"))
+  assert len(scripts) == 12
+  assert sorted(readme_commands()) == scripts
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("[0-9]*.py")))
+def test_script_runs_and_draws_its_figure(script):
+  out = output(script)
+  assert out.strip() and "nan" not in out.replace("J before", "")
+  png = (FIGURES / script.replace(".py", ".png")).read_bytes()
+  assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_examples_import_only_public_names():
+  for path in EXAMPLES.glob("*.py"):
+    src = path.read_text()
+    assert not re.search(r"lr_jax\.\w*\._|from lr_jax\._|import lr_jax\._", src), path.name
+
+
+def test_fixed_rate_house_prices():
+  out = output("02_fixed_rate.py")
+  # J = mean(r^2)/2 at m = b = 0; gradients mean(r * size), mean(r) (written out by hand).
+  assert after(out, "J(0, 0) =") == [sum(p * p for p in PRICES) / 8] == [86250.0]
+  assert after(out, "dJ/dm =") == [-762500.0]  # -(250*1000 + 350*1500 + 450*2000 + 550*2500) / 4
+  assert after(out, "dJ/db =") == [-400.0]  # -(250 + 350 + 450 + 550) / 4
+  assert after(out, "plain MSE")[-2:] == [-1525000.0, -800.0]
+  trail = run_rule(sgd_rule, [0.01] * 6, half_mse_grad, steps=6)
+  for k in range(4):
+    got = after(out, f"raw sizes, rate 0.01, after step {k + 1}:")
+    np.testing.assert_allclose(got, trail[k], rtol=1e-4)  # float32 vs float64 over a 33749x growth per step
+  losses = after(out, "raw sizes, rate 0.01, J before steps 1-6:")[2:]
+  ref = [0.5 * mse(p, SIZES, PRICES) for p in [np.zeros(2), *trail[:3]]]
+  np.testing.assert_allclose(losses[:4], ref, rtol=2e-3)  # printed with 3 digits
+  assert losses[4:] == [math.inf, math.inf]  # beyond float32's 3.4e38
+  # Hessian of J: [[mean(s^2), mean(s)], [mean(s), 1]]; eigenvalues by the quadratic formula.
+  a, b, c = np.mean(SIZES**2), np.mean(SIZES), 1.0
+  disc = math.sqrt((a - c) ** 2 + 4 * b * b)
+  lam_min, lam_max = (a + c - disc) / 2, (a + c + disc) / 2
+  np.testing.assert_allclose(after(out, "Hessian eigenvalues:"), [lam_min, lam_max], rtol=2e-5)
+  np.testing.assert_allclose(after(out, "divergence threshold 2/lambda_max =")[-1], 2 / lam_max, rtol=2e-5)
+  np.testing.assert_allclose(after(out, "per-step error growth")[-1], abs(1 - 0.01 * lam_max), rtol=2e-5)
+  assert 0.01 > 2 / lam_max  # the tutorial's rate really is past the threshold
+  # Fix 1: with z standardised (population std) the Hessian is the identity, so after k steps at
+  # rate r each parameter is its optimum times 1 - (1 - r)**k.
+  std = math.sqrt(np.mean((SIZES - 1750) ** 2))
+  z = (SIZES - 1750) / std
+  np.testing.assert_allclose(after(out, "fix 1: z = (size - ")[:2], [1750, std], rtol=2e-6)
+  k = steps_of("02_fixed_rate.py")
+  m_opt, b_opt = np.mean(z * PRICES), np.mean(PRICES)
+  shrink = 1 - (1 - 0.01) ** k
+  np.testing.assert_allclose(
+    after(out, "fix 1: standardised sizes, rate 0.01,")[-2:], [m_opt * shrink, b_opt * shrink], rtol=1e-4
+  )
+  np.testing.assert_allclose(
+    after(out, "fix 1: back in sq ft:"),
+    [m_opt * shrink / std, b_opt * shrink - m_opt * shrink * 1750 / std],
+    rtol=1e-4,
+  )
+  # Fix 2: gradient descent on a quadratic: theta_k = theta* + (I - rH)^k (0 - theta*).
+  hess = np.array([[a, b], [b, c]])
+  opt = np.linalg.solve(hess, [np.mean(SIZES * PRICES), np.mean(PRICES)])
+  np.testing.assert_allclose(opt, [0.2, 50.0])
+  theta = opt - np.linalg.matrix_power(np.eye(2) - 5e-7 * hess, k) @ opt
+  got = after(out, "fix 2: raw sizes, rate 5e-07 < 2/lambda_max,")
+  np.testing.assert_allclose(got[-3:-1], theta, rtol=1e-3, atol=1e-6)  # float32 sums of 1e6-sized terms
+  np.testing.assert_allclose(got[-1], 0.5 * mse(theta, SIZES, PRICES), rtol=1e-3)
+  x, y, xb, yb = minibatches()
+  trail = run_rule(sgd_rule, [0.1] * k, None, (xb, yb), k)
+  check_fit(after(out, "y = 3x + 2 + noise, sgd rate 0.1"), trail[-1], x, y)
+
+
+def test_annealing():
+  out = output("03_annealing.py")
+  ts = [0, 1, 50, 99, 100, 200, 500]
+  assert after(out, "rate at step") == ts
+  refs = {
+    "fixed:": lambda t: 0.5,
+    "step:": lambda t: 0.5 * 0.5 ** (t // 100),
+    "exponential:": lambda t: 0.5 * 0.99**t,
+    "1/t:": lambda t: 0.5 / (1 + 0.01 * t),
+  }
+  for label, f in refs.items():
+    np.testing.assert_allclose(after(out, label), [f(t) for t in ts], atol=6e-7)  # printed with 6 decimals
+  k = steps_of("03_annealing.py")
+  x, y, xb, yb = minibatches()
+  for name, f in zip(("fixed,", "step,", "exponential,", "1/t,"), refs.values()):
+    rates = [f(t) for t in range(k)]
+    got = after(out, f"fit {name}")
+    trail = run_rule(sgd_rule, rates, None, (xb, yb), k)
+    np.testing.assert_allclose(got[1:3], trail[-1], atol=2e-5)
+    np.testing.assert_allclose(got[3], mse(trail[-1], x, y), rtol=1e-4)
+    np.testing.assert_allclose(got[4], sum(rates), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+  "script, rule, house_rate, line_rate, first",
+  [
+    ("04_adagrad.py", adagrad_rule, 0.01, 0.5, 0.01),  # g / sqrt(g^2) = sign(g): a step of exactly lr
+    ("04_rmsprop.py", rmsprop_rule, 0.01, 0.01, 0.1),  # g / sqrt(0.01 g^2) = 10 sign(g)
+    ("04_adam.py", adam_rule, 0.01, 0.05, 0.01),  # bias-corrected: exactly lr
+  ],
+)
+def test_adaptive(script, rule, house_rate, line_rate, first):
+  out = output(script)
+  k = steps_of(script)
+  trail = run_rule(rule, [house_rate] * k, half_mse_grad, steps=k)
+  np.testing.assert_allclose(trail[0], [first, first], rtol=1e-6)
+  for i in range(3):
+    np.testing.assert_allclose(after(out, f"after update {i + 1}:"), trail[i], rtol=2e-5)
+  got = after(out, f"after update {k}:")
+  np.testing.assert_allclose(got[:2], trail[-1], rtol=1e-3)  # float32 vs float64 over k updates on raw sizes
+  np.testing.assert_allclose(got[2], 0.5 * mse(trail[-1], SIZES, PRICES), rtol=2e-3)
+  assert got[-1] == 86250
+  x, y, xb, yb = minibatches()
+  ref = run_rule(rule, [line_rate] * k, None, (xb, yb), k)
+  check_fit(after(out, "y = 3x + 2 + noise,"), ref[-1], x, y, atol=1e-4)  # float32 drift over k updates
+
+
+def test_cyclic():
+  out = output("05_cyclic.py")
+  ts = [0, 1000, 2000, 3000, 4000, 6000, 10000]
+  assert after(out, "rate at step") == ts
+
+  def torch_cyclic(t, mode, gamma=1.0, base=0.001, top=0.006, up=2000):  # CyclicLR's formula
+    cycle = math.floor(1 + t / (2 * up))
+    x = abs(t / up - 2 * cycle + 1)
+    scale = {"triangular": 1.0, "triangular2": 1 / 2 ** (cycle - 1), "exp_range": gamma**t}[mode]
+    return base + (top - base) * max(0.0, 1 - x) * scale
+
+  for mode, g in (("triangular", 1.0), ("triangular2", 1.0), ("exp_range", 0.9999)):
+    np.testing.assert_allclose(after(out, f"{mode}:"), [torch_cyclic(t, mode, g) for t in ts], atol=6e-7)
+  k = steps_of("05_cyclic.py")
+  rates = [torch_cyclic(t, "triangular", base=0.05, top=0.5, up=50) for t in range(k)]
+  x, y, xb, yb = minibatches()
+  check_fit(
+    after(out, "y = 3x + 2 + noise, sgd(cyclic"), run_rule(sgd_rule, rates, None, (xb, yb), k)[-1], x, y
+  )
+
+
+def test_lr_finder():
+  out = output("05_lr_finder.py")
+  x, y, _, _ = minibatches()
+  a, b = 2 * np.mean(x * x), 2 * np.mean(x)
+  lam_max = (a + 2 + math.sqrt((a - 2) ** 2 + 4 * b * b)) / 2  # of [[2 E x^2, 2 E x], [2 E x, 2]]
+  got = after(out, "Hessian of the MSE:")
+  np.testing.assert_allclose([got[0], got[-1]], [lam_max, 2 / lam_max], rtol=2e-5)
+  n = steps_of("05_lr_finder.py")
+  rates = after(out, "first rates:")
+  np.testing.assert_allclose(rates, [1e-4 * 1e5 ** (i / (n - 1)) for i in range(3)] + [10.0], rtol=2e-5)
+  losses = after(out, "first losses:")
+  assert losses[0] == pytest.approx(mse(np.zeros(2), x, y), rel=2e-5)
+  avg, smooth = 0.0, []
+  for i, v in enumerate(losses):  # bias-corrected EMA, beta = 0.98
+    avg = 0.98 * avg + 0.02 * v
+    smooth.append(avg / (1 - 0.98 ** (i + 1)))
+  np.testing.assert_allclose(after(out, "first smoothed losses:"), smooth, rtol=3e-5)
+  idx, lr_div = after(out, "diverged at index:")
+  assert lr_div > 2 / lam_max and idx < n
+  suggestion = after(out, "suggested rate:")[0]
+  assert 2 / lam_max / 100 < suggestion < 2 / lam_max
+  trail = run_rule(sgd_rule, [suggestion] * 500, lambda p: line_grad(p, x, y), steps=500)
+  got = after(out, "gradient descent at the suggested rate, 500 steps:")
+  np.testing.assert_allclose(got[:2], trail[-1], atol=1e-3)  # the suggestion is printed with 6 digits
+
+
+def test_warmup():
+  out = output("06_warmup.py")
+  ts = [0, 1, 5, 10, 55, 100, 160]
+
+  def warm_cos(t, peak=0.1, w=10, total=90):
+    return peak * t / w if t < w else cos_between(peak, 0.0, min(t - w, total) / total)
+
+  np.testing.assert_allclose(after(out, "warmup+cosine:"), [warm_cos(t) for t in ts], atol=6e-6)
+  np.testing.assert_allclose(
+    after(out, "inverse_sqrt:"), [0.1 * (t / 10 if t < 10 else math.sqrt(10 / t)) for t in ts], atol=6e-6
+  )
+  k = steps_of("06_warmup.py")
+  w = k // 10
+  x, y, xb, yb = minibatches()
+  plain = [cos_between(0.5, 0.0, t / k) for t in range(k)]
+  warm = [warm_cos(t, 0.5, w, k - w) for t in range(k)]
+  for label, rates in (("no warm-up,", plain), ("warm-up,", warm)):
+    ref = run_rule(adam_rule, rates, None, (xb, yb), k)
+    check_fit(after(out, f"y = 3x + 2 + noise, adam, cosine from 0.5, {label}"), ref[-1], x, y, atol=1e-4)
+
+
+def test_step_lr_matches_pytorch():
+  torch = pytest.importorskip("torch")
+  out = output("07_step_lr.py")
+  epochs = [int(e) for e in after(out, "epoch")]
+
+  def torch_rates(make):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = make(opt)
+    rates = []
+    for _ in range(max(epochs) + 1):
+      rates.append(sched.get_last_lr()[0])
+      opt.step()
+      sched.step()
+    return [rates[e] for e in epochs]
+
+  step = torch_rates(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=30, gamma=0.1))
+  multi = torch_rates(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[30, 80], gamma=0.1))
+  np.testing.assert_allclose(after(out, "StepLR(30, 0.1):"), step, rtol=1e-6)
+  np.testing.assert_allclose(after(out, "MultiStepLR(30,80):"), multi, rtol=1e-6)
+  k = steps_of("07_step_lr.py")
+  x, y, xb, yb = minibatches()
+  rates = [0.5 * 0.5 ** (t // 200) for t in range(k)]
+  check_fit(
+    after(out, "y = 3x + 2 + noise, sgd(step_decay"), run_rule(sgd_rule, rates, None, (xb, yb), k)[-1], x, y
+  )
+
+
+def test_reduce_on_plateau_matches_pytorch():
+  torch = pytest.importorskip("torch")
+  out = output("07_reduce_on_plateau.py")
+  values = after(out, "epoch loss:")
+  opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+  sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2, threshold=0.02)
+  scales = []
+  for v in values:
+    sched.step(v)
+    scales.append(opt.param_groups[0]["lr"])
+  np.testing.assert_allclose(after(out, "scale:"), scales)
+  got = after(out, "y = 3x + 2 + noise, sgd(0.5) + reduce_on_plateau")
+  m, b, scale, drops = got[3], got[4], got[5], got[6:]
+  assert abs(m - 3) < 0.05 and abs(b - 2) < 0.05
+  assert drops == sorted(drops) and scale == 0.5 ** len(drops)
+
+
+def test_cosine_annealing():
+  out = output("07_cosine_annealing.py")
+  ts = [int(t) for t in after(out, "rate at step")]
+
+  def restarts(t, init=0.1, end=0.001, period=10):
+    while t >= period:
+      t, period = t - period, period * 2
+    return cos_between(init, end, t / period)
+
+  np.testing.assert_allclose(
+    after(out, "cosine(T=100):"), [cos_between(0.1, 0.001, min(t, 100) / 100) for t in ts], atol=6e-6
+  )
+  np.testing.assert_allclose(after(out, "restarts(10, x2):"), [restarts(t) for t in ts], atol=6e-6)
+  k = steps_of("07_cosine_annealing.py")
+  x, y, xb, yb = minibatches()
+  for label, rates in (
+    ("constant 0.5,", [0.5] * k),
+    ("cosine 0.5 -> 0,", [cos_between(0.5, 0, t / k) for t in range(k)]),
+  ):
+    ref = run_rule(sgd_rule, rates, None, (xb, yb), k)
+    check_fit(after(out, f"y = 3x + 2 + noise, sgd, batches of 10, {label}"), ref[-1], x, y)
+
+
+def one_cycle_ref(t, total, peak=0.1):
+  """torch OneCycleLR (cos, two phases, div 25, final_div 1e4) and its momentum (0.85 .. 0.95)."""
+  start, floor, a = peak / 25, peak / 25 / 1e4, 0.3 * total - 1
+  if t <= a:
+    return cos_between(start, peak, t / a), cos_between(0.95, 0.85, t / a)
+  frac = (t - a) / (total - 1 - a)
+  return cos_between(peak, floor, frac), cos_between(0.85, 0.95, frac)
+
+
+def test_one_cycle():
+  out = output("08_one_cycle.py")
+  ts = [int(t) for t in after(out, "step")]
+  ref = np.array([one_cycle_ref(t, 100) for t in ts])
+  np.testing.assert_allclose(after(out, "rate:"), ref[:, 0], rtol=2e-3)  # printed with 4 digits
+  np.testing.assert_allclose(after(out, "momentum:"), ref[:, 1], atol=6e-6)
+  k = steps_of("08_one_cycle.py")
+  sched = np.array([one_cycle_ref(t, k, 0.5) for t in range(k)])
+  x, y, xb, yb = minibatches()
+  trail = run_rule(sgd_rule, sched[:, 0], None, (xb, yb), k, momentum=sched[:, 1])
+  check_fit(after(out, "y = 3x + 2 + noise, sgd with one_cycle(0.5)"), trail[-1], x, y, atol=1e-4)

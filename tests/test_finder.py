@@ -1,0 +1,237 @@
+"""lr_find: the LR range test against closed forms (least squares) and plain NumPy loops."""
+
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lr_jax import finder, lr_find
+
+# Least squares with a known spectrum: plain (full-batch) gradient descent on
+# 0.5 * mean((X w - y)^2) diverges exactly above lr = 2 / lambda_max(X^T X / n).
+_RNG = np.random.default_rng(0)
+X = (_RNG.normal(size=(64, 5)) * np.array([3.0, 1.0, 1.0, 0.5, 0.2])).astype(np.float32)
+Y = (X @ _RNG.normal(size=5) + 0.1 * _RNG.normal(size=64)).astype(np.float32)
+LAMBDA_MAX = np.linalg.eigvalsh(X.astype(np.float64).T @ X.astype(np.float64) / 64).max()
+THRESHOLD = 2.0 / LAMBDA_MAX
+FULL_BATCH = (X[None], Y[None])
+
+
+def ls_loss(w, b):
+  x, y = b
+  return 0.5 * jnp.mean((x @ w - y) ** 2)
+
+
+def plain_sgd(lr):
+  return optax.sgd(lr)
+
+
+def sgd_momentum(lr):
+  return optax.sgd(lr, momentum=0.9)
+
+
+@pytest.fixture(scope="module")
+def ls_result():
+  return lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd)
+
+
+def test_least_squares_suggestion_below_and_near_the_divergence_threshold(ls_result):
+  res = ls_result
+  assert res.method == "minimum" and res.suggestion == res.suggest("minimum")
+  assert THRESHOLD / 100 < res.suggestion < THRESHOLD
+  assert THRESHOLD / 100 < res.suggest("steepest") < THRESHOLD
+  assert res.suggest("valley") < THRESHOLD  # valley lands far below on a noise-free curve (see docstring)
+
+
+def test_least_squares_stops_at_divergence(ls_result):
+  res = ls_result
+  k = res.diverged_at
+  assert k is not None
+  # GD is stable below 2/lambda_max: it cannot blow up before the ramp passes the threshold.
+  assert res.lrs[k] > THRESHOLD
+  assert np.all(np.isfinite(res.losses[:k])) and np.all(np.isfinite(res.smoothed_losses[: k + 1]))
+  assert np.all(np.isnan(res.losses[k + 1 :])) and np.all(np.isnan(res.smoothed_losses[k + 1 :]))
+  # the rule that stopped it, recomputed from the recorded smoothed curve
+  s = res.smoothed_losses
+  assert s[k] > 4.0 * s[: k + 1].min()
+  assert np.all(s[:k] <= 4.0 * np.minimum.accumulate(s[:k]))
+
+
+def test_losses_match_a_float64_numpy_loop():
+  """Recorded losses, EMA smoothing and the ramp against an independent float64 loop."""
+  n, lo, hi = 40, 1e-3, 1.0
+  res = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd, min_lr=lo, max_lr=hi, num_steps=n)
+  lrs = np.geomspace(lo, hi, n)
+  x, y = X.astype(np.float64), Y.astype(np.float64)
+  w, losses = np.zeros(5), []
+  for t in range(n):
+    r = x @ w - y
+    losses.append(0.5 * np.mean(r**2))
+    w = w - lrs[t] * (x.T @ r / 64)
+  losses = np.array(losses)
+  avg, smooth = 0.0, []
+  for t, loss in enumerate(losses):
+    avg = 0.98 * avg + 0.02 * loss
+    smooth.append(avg / (1 - 0.98 ** (t + 1)))
+  assert res.diverged_at is None
+  np.testing.assert_allclose(res.lrs, lrs, rtol=2e-6)  # float32 exp/log of the ramp
+  assert res.lrs[0] == np.float32(lo) and res.lrs[-1] == np.float32(hi)
+  # float32 training vs float64 numpy: 40 steps of rounding
+  np.testing.assert_allclose(res.losses, losses, rtol=2e-6)  # measured max rel 2.4e-7
+  np.testing.assert_allclose(res.smoothed_losses, smooth, rtol=2e-6)
+
+
+def test_linear_ramp_and_batches_cycle():
+  res = lr_find(
+    ls_loss,
+    jnp.zeros(5),
+    FULL_BATCH,
+    optimizer=plain_sgd,
+    min_lr=0.01,
+    max_lr=0.2,
+    num_steps=10,
+    mode="linear",
+  )
+  np.testing.assert_allclose(res.lrs, np.linspace(0.01, 0.2, 10), rtol=1e-6)
+  assert np.all(np.diff(res.lrs) > 0)
+
+
+def test_nan_losses_stop_the_run_and_are_handled():
+  def nan_loss(w, b):
+    loss = ls_loss(w, b)
+    return loss + jnp.where(loss > 1.5 * L0, jnp.nan, 0.0)  # NaN before the smoothed loss reaches 4x
+
+  L0 = 0.5 * np.mean(Y.astype(np.float64) ** 2)  # loss at w = 0
+  res = lr_find(nan_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd)
+  k = res.diverged_at
+  assert k is not None and np.isnan(res.losses[k])
+  assert np.all(np.isfinite(res.losses[:k])) and np.all(np.isnan(res.losses[k:]))
+  assert res.lrs[k] > THRESHOLD
+  assert np.isfinite(res.suggestion) and res.suggestion < THRESHOLD
+
+
+def test_default_optimizer_is_sgd_momentum_0_9():
+  kw = dict(min_lr=1e-4, max_lr=1.0, num_steps=20)
+  a = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kw)
+  b = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=sgd_momentum, **kw)
+  np.testing.assert_allclose(a.losses, b.losses, rtol=1e-6)
+
+
+def test_progress_bar_gives_the_same_numbers(capsys):
+  kw = dict(optimizer=plain_sgd, min_lr=1e-3, max_lr=10.0, num_steps=30)
+  a = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kw)
+  b = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, progress=True, **kw)
+  np.testing.assert_allclose(a.smoothed_losses, b.smoothed_losses, rtol=1e-6)
+  assert a.diverged_at == b.diverged_at
+  assert "30/30" in capsys.readouterr().err
+
+
+def test_new_hyperparameters_reuse_the_compiled_program():
+  kw = dict(optimizer=plain_sgd, num_steps=20)
+  a = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, min_lr=1e-4, max_lr=1.0, **kw)
+  n = finder._find_all._cache_size()
+  b = lr_find(
+    ls_loss, jnp.zeros(5), FULL_BATCH, min_lr=1e-3, max_lr=3.0, smoothing=0.9, diverge_threshold=3.0, **kw
+  )
+  assert finder._find_all._cache_size() == n  # min_lr, max_lr, smoothing, diverge_threshold are traced
+  assert b.lrs[0] == np.float32(1e-3) and not np.allclose(
+    a.smoothed_losses, b.smoothed_losses, equal_nan=True
+  )
+
+
+def test_strict_dtype_promotion():
+  with jax.numpy_dtype_promotion("strict"):
+    res = lr_find(
+      ls_loss,
+      jnp.zeros(5),
+      FULL_BATCH,
+      optimizer=plain_sgd,
+      num_steps=20,
+      num_repeats=2,
+      key=jax.random.key(0),
+      progress=True,
+    )
+  assert np.isfinite(res.suggestion) and res.repeat_losses.shape == (2, 20)
+
+
+def test_progress_bar_draws():
+  out = io.StringIO()
+  bar = finder._Progress(10, "x", True, stream=out)
+  bar.update(4)
+  bar.update(6)
+  text = out.getvalue()
+  assert "0/10" in text and "4/10" in text and "10/10" in text and text.endswith("\n")
+
+
+def test_repeats_reduce_the_spread_of_the_suggestion():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(512, 4)).astype(np.float32)
+  y = (x @ rng.normal(size=4) + rng.normal(size=512)).astype(np.float32)
+  batches = (x.reshape(16, 32, 4), y.reshape(16, 32))  # 16 minibatches of 32: noisy curves
+  singles, means = [], []
+  for seed in range(6):
+    res = lr_find(ls_loss, jnp.zeros(4), batches, num_repeats=8, key=jax.random.key(seed))
+    assert res.repeat_losses.shape == (8, 100) and len(res.repeat_diverged_at) == 8
+    singles.append(res.repeat_suggestions())
+    means.append(res.suggestion)
+  singles, means = np.log10(np.concatenate(singles)), np.log10(means)
+  assert np.all(np.isfinite(singles)) and np.all(np.isfinite(means))
+  assert means.std() < 0.5 * singles.std()
+  # repeats see different batch orders: their curves differ
+  assert np.nanmax(np.abs(res.repeat_losses[0] - res.repeat_losses[1])) > 0
+  assert np.all(res.losses_std[: res.diverged_at] >= 0)
+
+
+def test_suggestion_rules_on_hand_made_curves():
+  lrs = np.logspace(-3, 0, 7)
+  losses = np.array([5.0, 5.0, 4.8, 3.0, 1.0, 0.8, 0.9])
+  # central differences of the losses: [0, -.1, -1, -1.9, -1.1, -.05, .1] / h -> index 3
+  assert finder.steepest(lrs, losses) == lrs[3]
+  assert finder.minimum(lrs, losses) == pytest.approx(lrs[5] / 10)
+  # longest strictly decreasing subsequence: length L = 5 ending at 5; start = 5 - 5; 0 + int(5/3) + int(5/6) = 1
+  assert finder.valley(lrs, losses) == lrs[1]
+  ramp = np.logspace(-3, 0, 13)
+  v_losses = np.array([9, 8, 7, 6, 5, 4, 3, 2, 1, 0.5, 3, 2, 9.0])  # L = 10 ending at 9: -1 + 3 + 1 = 3
+  assert finder.valley(ramp, v_losses) == ramp[3]
+  # never decreasing: L = 1, end = 0, fastai's index -1 (the last rate) is clamped to 0
+  assert finder.valley(ramp, np.arange(13.0)) == ramp[0]
+
+
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
+    (dict(min_lr=1.0, max_lr=1.0), "max_lr"),
+    (dict(min_lr=0.0), "min_lr"),
+    (dict(min_lr=-1e-3), "min_lr"),
+    (dict(num_steps=9), "num_steps"),
+    (dict(num_steps=12.5), "num_steps"),
+    (dict(num_repeats=0), "num_repeats"),
+    (dict(smoothing=1.0), "smoothing"),
+    (dict(diverge_threshold=1.0), "diverge_threshold"),
+    (dict(mode="log"), "mode"),
+    (dict(method="fast"), "method"),
+    (dict(optimizer=optax.sgd(0.1)), "optimizer"),
+  ],
+)
+def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
+  with pytest.raises(ValueError, match=f"lr_find: .*{match}"):
+    lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kwargs)
+
+
+def test_bad_loss_and_batches_raise_value_error():
+  with pytest.raises(ValueError, match="lr_find: `loss_fn` must return a real scalar"):
+    lr_find(lambda w, b: (b[0] @ w - b[1]) ** 2, jnp.zeros(5), FULL_BATCH)
+  with pytest.raises(ValueError, match="lr_find: `batches` .*leading axes \\[1, 2\\]"):
+    lr_find(ls_loss, jnp.zeros(5), (X[None], np.stack([Y, Y])))
+  with pytest.raises(ValueError, match="lr_find: `batches`"):
+    lr_find(ls_loss, jnp.zeros(5), (np.float32(1.0), Y[None]))
+  with pytest.raises(ValueError, match="method"):
+    lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd, num_steps=10).suggest("fast")
+
+
+def test_traced_call_raises_value_error():
+  with pytest.raises(ValueError, match="outside jax.jit"):
+    jax.jit(lambda lo: lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, min_lr=lo).suggestion)(1e-5)

@@ -1,0 +1,236 @@
+"""Bad input, fuzzed: hypothesis drives every public constructor with right and wrong values.
+
+For each example a random subset of a constructor's parameters is replaced by a random value:
+negative, zero, NaN, inf, huge (beyond float32), float where an int is expected, strings, None,
+empty and nested lists, dicts, arrays of the wrong shape, booleans, complex numbers. The others keep a
+valid value. Then:
+
+* the only exception allowed is ``ValueError`` (or ``TypeError``) whose message starts with the
+  function's name and names one of its parameters: never an error from JAX internals;
+* if construction succeeds, the object works: a schedule's rates at a spread of steps up to 2**31-1
+  are not NaN (and finite when every hyperparameter fits in float32); an optimizer's ``init`` and
+  ``update`` run and give no NaN.
+
+Volume (derandomized, so the same examples every run): ``EXAMPLES`` per constructor, for the 18
+schedule constructors, the 11 optimizer constructors (5 optimizers, 4 ``scale_by_*``,
+``reduce_on_plateau``, ``skip_nonfinite``), ``lr_find`` and ``sweep`` (fewer: each valid call
+compiles). ``test_fuzz_volume`` checks and prints the counts.
+"""
+
+import collections
+import inspect
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lr_jax
+from lr_jax import optimizers, schedules
+from tests.helpers import SCHEDULE_CASES
+
+EXAMPLES = 40
+TOOL_EXAMPLES = 15
+STATS = collections.defaultdict(collections.Counter)  # name -> {"examples", "built", "rejected"}
+F32_MAX = float(np.finfo(np.float32).max)
+STEPS = np.array([0, 1, 2, 3, 7, 10, 99, 100, 1000, 10**6, 2**24 + 1, 2**31 - 1], np.int32)
+
+NAN, INF = float("nan"), float("inf")
+BAD_SCALARS = [
+  0, -1, -0.5, 0.5, 1, 2.5, 1e-30, -1e-30, 1e30, -1e30, 1e300, -1e300, 2**31 - 1, 2**31, 2**63, -(2**31),
+  NAN, INF, -INF, -0.0, np.float32(NAN), np.float64(INF), np.int64(-3), np.float32(0.5), np.array(2.0),
+]
+JUNK = [
+  None, "", "1", "nan", b"1", [], {}, (), [[1.0]], [1, "a"], {"a": 1}, [None], True, False, 1 + 2j,
+  np.array([[1.0, 2.0]]), np.array("x"), np.array([]), np.array([1.0, NAN]), [NAN], [INF], [-1.0], [1e300],
+  [3, 1, 2], [2.5, 3.5], [[1], [2]], object(), float, np.zeros((2, 2, 2)),
+]
+WRONG = st.one_of(st.sampled_from(BAD_SCALARS + JUNK), st.floats(allow_nan=True, allow_infinity=True), st.integers())
+
+
+def _fits_float32(kwargs) -> bool:
+  """Every numeric leaf of the arguments is finite in float32 (else an inf rate is the input's)."""
+  for v in jax.tree.leaves(kwargs, is_leaf=lambda x: isinstance(x, schedules.Schedule)):
+    if isinstance(v, schedules.Schedule):
+      if not _fits_float32([getattr(v, f) for f in v.__dataclass_fields__]):
+        return False
+      continue
+    try:
+      a = np.asarray(v, np.float64)
+    except (TypeError, ValueError):
+      continue
+    if np.any(np.abs(a) > F32_MAX):
+      return False
+  return True
+
+
+def _check_error(e: Exception, fn: str, params):
+  assert isinstance(e, (ValueError, TypeError)), f"{fn}: {type(e).__name__}: {e}"
+  msg = str(e)
+  assert msg.startswith(f"{fn}:") or msg.startswith(f"{fn}(") or re.match(rf"^\w*{fn}\b", msg), (fn, msg)
+  assert any(re.search(rf"\b{re.escape(p)}\b", msg) for p in params), (fn, params, msg)
+
+
+def _draw_kwargs(data, good: dict, extra_wrong=()):
+  names = sorted(good)
+  corrupt = data.draw(st.sets(st.sampled_from(names), max_size=min(3, len(names))), label="corrupt")
+  kwargs = dict(good)
+  for n in sorted(corrupt):
+    kwargs[n] = data.draw(st.one_of(WRONG, st.sampled_from(list(extra_wrong)) if extra_wrong else WRONG), label=n)
+  return kwargs
+
+
+# ----------------------------------------------------------------------------------------- schedules
+
+SCHEDULE_NAMES = [n for n in schedules.__all__ if n not in ("Schedule", "from_config")]
+WRONG_SCHEDULES = [None, 1.0, "cosine", [], [None], {}, [1.0, 2.0], optax.adam(1e-3)]
+
+
+def _schedule_good(name):
+  ctor, kwargs, _, _ = SCHEDULE_CASES[name]
+  sig = inspect.signature(ctor)
+  good = {
+    k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty and p.kind != p.VAR_POSITIONAL
+  }
+  good.update(kwargs)
+  return good
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+@settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_schedule_constructor(name, data):
+  ctor = getattr(schedules, name)
+  good = _schedule_good(name)
+  kwargs = _draw_kwargs(data, good, extra_wrong=WRONG_SCHEDULES)
+  STATS[name]["examples"] += 1
+  try:
+    if name == "multiply":
+      s = ctor(*kwargs.pop("schedules"), **kwargs) if isinstance(kwargs["schedules"], (list, tuple)) else ctor(
+        kwargs["schedules"]
+      )
+    else:
+      s = ctor(**kwargs)
+  except Exception as e:  # noqa: BLE001 - the type is what is under test
+    STATS[name]["rejected"] += 1
+    _check_error(e, name, list(good))
+    return
+  STATS[name]["built"] += 1
+  rates = np.asarray(s(STEPS))
+  assert rates.shape == STEPS.shape and rates.dtype == np.float32
+  assert not np.any(np.isnan(rates)), (name, kwargs, rates)  # a concrete schedule never silently NaNs
+  if _fits_float32(kwargs):
+    assert np.all(np.isfinite(rates)), (name, kwargs, rates)
+
+
+# ---------------------------------------------------------------------------------------- optimizers
+
+OPTIMIZER_NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "scale_by_sgd", "scale_by_adagrad",
+                   "scale_by_rmsprop", "scale_by_adam", "reduce_on_plateau", "skip_nonfinite"]
+PARAMS = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.zeros(())}
+GRADS = {"w": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array(0.25)}
+GOOD_LR = [0.1, 0, 3, np.float32(0.01), schedules.cosine_annealing(0.1, 10), optax.linear_schedule(0.1, 0.0, 10)]
+WRONG_LR = [None, "0.1", [], [0.1], {}, -0.1, NAN, INF, optax.adam(0.1), [0.1, 0.2], (0.1,), np.array([0.1, 0.2])]
+
+
+def _optimizer_good(name):
+  ctor = getattr(optimizers, name)
+  good = {k: p.default for k, p in inspect.signature(ctor).parameters.items() if p.default is not inspect.Parameter.empty}
+  if name == "skip_nonfinite":
+    good = {"optimizer": optimizers.sgd(0.1, momentum=0.9), "max_consecutive": 3}
+  elif "learning_rate" in inspect.signature(ctor).parameters:
+    good["learning_rate"] = 0.1
+  good.pop("moment_dtype", None)
+  return good
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+@settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_optimizer_constructor(name, data):
+  ctor = getattr(optimizers, name)
+  good = _optimizer_good(name)
+  if "learning_rate" in good:
+    good["learning_rate"] = data.draw(st.sampled_from(GOOD_LR), label="good_lr")
+  kwargs = _draw_kwargs(data, good, extra_wrong=WRONG_LR + WRONG_SCHEDULES)
+  STATS[name]["examples"] += 1
+  try:
+    tx = ctor(**kwargs)
+  except Exception as e:  # noqa: BLE001
+    STATS[name]["rejected"] += 1
+    _check_error(e, name, list(good))
+    return
+  STATS[name]["built"] += 1
+  state = tx.init(PARAMS)
+  extra = {"value": jnp.float32(1.0)} if name == "reduce_on_plateau" else {}
+  for _ in range(2):
+    updates, state = tx.update(GRADS, state, PARAMS, **extra)
+  assert jax.tree.structure(updates) == jax.tree.structure(GRADS)
+  leaves = [np.asarray(u) for u in jax.tree.leaves(updates)]
+  assert not any(np.any(np.isnan(u)) for u in leaves), (name, kwargs, leaves)
+  if _fits_float32(kwargs):
+    assert all(np.all(np.isfinite(u)) for u in leaves), (name, kwargs, leaves)
+
+
+# --------------------------------------------------------------------------------- lr_find and sweep
+
+
+def _loss(w, b):
+  return jnp.mean((w - b) ** 2)
+
+
+LR_FIND_GOOD = dict(min_lr=1e-4, max_lr=1.0, num_steps=10, mode="exponential", smoothing=0.9, diverge_threshold=4.0,
+                    num_repeats=1, method="steepest", progress=False, optimizer=optax.sgd)
+
+
+@settings(max_examples=TOOL_EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_lr_find_arguments(data):
+  kwargs = _draw_kwargs(data, LR_FIND_GOOD, extra_wrong=[optax.sgd(0.1), 10, 9, 11.5, "linear", "valley"])
+  STATS["lr_find"]["examples"] += 1
+  try:
+    res = lr_jax.lr_find(_loss, jnp.ones(2), jnp.zeros((2, 2)), **kwargs)
+  except Exception as e:  # noqa: BLE001
+    STATS["lr_find"]["rejected"] += 1
+    _check_error(e, "lr_find", list(LR_FIND_GOOD))
+    return
+  STATS["lr_find"]["built"] += 1
+  assert np.all(np.isfinite(res.lrs)) and np.all(np.diff(res.lrs) > 0)
+
+
+SWEEP_GOOD = dict(grid={"lr": [0.1, 0.2]}, num_steps=3, max_parallel=None, progress=False)
+WRONG_GRIDS = [{}, [], {"lr": []}, {"lr": "abc"}, {"lr": [None]}, {"lr": ["a"]}, [{"lr": 1}, {"b": 2}], [1, 2],
+               {1: [0.1]}, {"lr": [[0.1]]}, {"lr": 0.1}, {"lr": [True]}, [{}], {"lr": [1 + 2j]}]
+
+
+@settings(max_examples=TOOL_EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_sweep_arguments(data):
+  kwargs = _draw_kwargs(data, SWEEP_GOOD, extra_wrong=WRONG_GRIDS)
+  STATS["sweep"]["examples"] += 1
+  try:
+    res = lr_jax.sweep(_loss, jnp.ones(2), jnp.zeros((2, 2)), optimizer=lambda h: optax.sgd(h["lr"]), **kwargs)
+  except Exception as e:  # noqa: BLE001
+    STATS["sweep"]["rejected"] += 1
+    _check_error(e, "sweep", list(SWEEP_GOOD) + ["grid"])
+    return
+  STATS["sweep"]["built"] += 1
+  assert res.losses.shape[0] == len(res.configs)
+
+
+def test_fuzz_volume():
+  """Runs last: every constructor was driven EXAMPLES times, and some calls succeeded."""
+  expected = {**{n: EXAMPLES for n in SCHEDULE_NAMES + OPTIMIZER_NAMES}, "lr_find": TOOL_EXAMPLES, "sweep": TOOL_EXAMPLES}
+  ran = {n: c for n, c in STATS.items() if c["examples"]}
+  if not ran:
+    pytest.skip("run together with the fuzz tests above")
+  for name, c in ran.items():
+    assert c["examples"] >= expected[name], (name, c)
+    assert c["built"] > 0 and c["rejected"] > 0, (name, c)
+  print("\nfuzz volume (examples / built / rejected):")
+  for name, c in sorted(ran.items()):
+    print(f"  {name:22s} {c['examples']:3d} {c['built']:3d} {c['rejected']:3d}")
