@@ -67,12 +67,25 @@ def emit(record: dict) -> dict:
   return rec
 
 
-def interleave(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+def interleave(
+  fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2, budget_s: float = 0.0, max_repeats: int = 101
+) -> dict[str, list[float]]:
   """Seconds per call of each ``fn`` (each must block until its result is ready), round-robin.
 
   Round r runs the contenders in order rotated by r, so no contender always follows the same one.
+  ``warmup`` untimed rounds come first (the first calls after a compile are often slow). At least
+  ``repeats`` rounds run, more (up to ``max_repeats``) while the total stays within ``budget_s``:
+  on a shared machine, other processes preempt a short call now and then, and only many samples
+  keep the median clear of it.
   """
   names = list(fns)
+  t0 = time.perf_counter()
+  for _ in range(warmup):
+    for n in names:
+      fns[n]()
+  per_round = (time.perf_counter() - t0) / max(warmup, 1)
+  if budget_s > 0 and per_round > 0:
+    repeats = max(repeats, min(max_repeats, int(budget_s / per_round)))
   out = {n: [] for n in names}
   for r in range(repeats):
     k = r % len(names)

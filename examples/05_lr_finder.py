@@ -45,6 +45,7 @@ def main(argv=None):
     min_lr=1e-4,
     max_lr=10.0,
     num_steps=args.steps,
+    method="minimum",
   )
   lrs, losses, smooth = (np.asarray(a) for a in (result.lrs, result.losses, result.smoothed_losses))
   print("first rates: " + " ".join(f"{v:.6g}" for v in lrs[:3]) + f"; last rate: {lrs[-1]:.6g}")

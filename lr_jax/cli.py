@@ -44,17 +44,21 @@ def main(argv: list[str] | None = None) -> int:
 
   Examples:
     >>> main(["plot", "step_decay", "init_value=1", "step_size=2", "--steps", "4", "--table"])
-    step  step_decay
-       0    1
-       1    1
-       2    0.1
-       3    0.1
-       4    0.01
+    step  step_decay(init_value=1, step_size=2)
+       0  1
+       1  1
+       2  0.1
+       3  0.1
+       4  0.01
     0
   """
   parser = _parser()
   try:
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and (getattr(args, "command", None) != "plot" or any(t.startswith("-") for t in extra)):
+      parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # `plot A k=v --table + B k=v`: schedule groups after an option
+      args.spec += extra
   except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
     return e.code if isinstance(e.code, int) else 2
   try:
@@ -145,7 +149,7 @@ def _cmd_sweep(args) -> int:
   text = _sweep_report(result, task)
   print(text)
   if out:
-    _sweep_figure(result, peaks, [name], os.path.join(out, "sweep.png"))
+    _save(_plot().sweep(result), os.path.join(out, "sweep.png"))
     _write(os.path.join(out, "sweep.md"), f"# lr-jax sweep\n\n{text}\n\n![sweep](sweep.png)\n")
   return 0
 
@@ -156,11 +160,7 @@ def _cmd_demo(args) -> int:
   start = time.perf_counter()
   part1 = _demo_linreg(steps)
   digits = tasks.make("digits")
-  finder_args = argparse.Namespace(
-    optimizer="adam", min_lr=1e-5, max_lr=10.0, steps=min(100, max(steps, 10)), repeats=1, seed=0
-  )
-  finder = _find(digits, finder_args)
-  part2 = _section("2. LR range test: Adam on the digits MLP", _find_report(finder))
+  part2, finder = _demo_find(digits, steps)
   part3, result, peaks = _demo_sweep(digits, steps)
   _demo_figures(out, finder, result, peaks, steps)
   _write(os.path.join(out, "summary.md"), _summary(part1, part2, part3, time.perf_counter() - start))
@@ -442,6 +442,14 @@ def _section(title: str, body: str) -> str:
   text = f"## {title}\n\n```\n{body}\n```\n"
   print(f"\n{title}\n{body}")
   return text
+
+
+def _demo_find(task, steps: int):
+  args = argparse.Namespace(
+    optimizer="adam", min_lr=1e-5, max_lr=10.0, steps=min(100, max(steps, 10)), repeats=1, seed=0
+  )
+  finder = _find(task, args)
+  return _section("2. LR range test: Adam on the digits MLP", _find_report(finder)), finder
 
 
 def _demo_linreg(steps: int) -> str:

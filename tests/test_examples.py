@@ -176,9 +176,9 @@ def test_fixed_rate_house_prices():
   for k in range(4):
     got = after(out, f"raw sizes, rate 0.01, after step {k + 1}:")
     np.testing.assert_allclose(got, trail[k], rtol=1e-4)  # float32 vs float64 over a 33749x growth per step
-  losses = after(out, "raw sizes, rate 0.01, J before steps 1-6:")[2:]
+  losses = after(out, "raw sizes, rate 0.01, J before steps 1-6:")
   ref = [0.5 * mse(p, SIZES, PRICES) for p in [np.zeros(2), *trail[:3]]]
-  np.testing.assert_allclose(losses[:4], ref, rtol=2e-3)  # printed with 3 digits
+  np.testing.assert_allclose(losses[:4], ref, rtol=5e-3)  # printed with 3 digits
   assert losses[4:] == [math.inf, math.inf]  # beyond float32's 3.4e38
   # Hessian of J: [[mean(s^2), mean(s)], [mean(s), 1]]; eigenvalues by the quadratic formula.
   a, b, c = np.mean(SIZES**2), np.mean(SIZES), 1.0
@@ -256,8 +256,11 @@ def test_adaptive(script, rule, house_rate, line_rate, first):
   for i in range(3):
     np.testing.assert_allclose(after(out, f"after update {i + 1}:"), trail[i], rtol=2e-5)
   got = after(out, f"after update {k}:")
-  np.testing.assert_allclose(got[:2], trail[-1], rtol=1e-3)  # float32 vs float64 over k updates on raw sizes
-  np.testing.assert_allclose(got[2], 0.5 * mse(trail[-1], SIZES, PRICES), rtol=2e-3)
+  # k updates at a constant rate on the raw (ill-conditioned) sizes oscillate across the valley and
+  # amplify float32 rounding: torch.optim.RMSprop in float32 vs float64 differs by 1.6% in b after
+  # 500 updates (measured: 1.7602 vs 1.7892). Hence rtol 3e-2 here; the first updates are exact.
+  np.testing.assert_allclose(got[:2], trail[-1], rtol=3e-2)
+  np.testing.assert_allclose(got[2], 0.5 * mse(trail[-1], SIZES, PRICES), rtol=3e-2)
   assert got[-1] == 86250
   x, y, xb, yb = minibatches()
   ref = run_rule(rule, [line_rate] * k, None, (xb, yb), k)
@@ -275,8 +278,13 @@ def test_cyclic():
     scale = {"triangular": 1.0, "triangular2": 1 / 2 ** (cycle - 1), "exp_range": gamma**t}[mode]
     return base + (top - base) * max(0.0, 1 - x) * scale
 
-  for mode, g in (("triangular", 1.0), ("triangular2", 1.0), ("exp_range", 0.9999)):
+  for mode, g in (("triangular", 1.0), ("triangular2", 1.0)):
     np.testing.assert_allclose(after(out, f"{mode}:"), [torch_cyclic(t, mode, g) for t in ts], atol=6e-7)
+  # exp_range: gamma = 0.9999 is 0.99989998 in float32, and gamma**t multiplies that relative error
+  # by t: 1.7e-4 at t = 10000 (inherent to a float32 hyperparameter), plus the 6 printed decimals.
+  np.testing.assert_allclose(
+    after(out, "exp_range:"), [torch_cyclic(t, "exp_range", 0.9999) for t in ts], rtol=5e-4
+  )
   k = steps_of("05_cyclic.py")
   rates = [torch_cyclic(t, "triangular", base=0.05, top=0.5, up=50) for t in range(k)]
   x, y, xb, yb = minibatches()
@@ -305,7 +313,7 @@ def test_lr_finder():
   idx, lr_div = after(out, "diverged at index:")
   assert lr_div > 2 / lam_max and idx < n
   suggestion = after(out, "suggested rate:")[0]
-  assert 2 / lam_max / 100 < suggestion < 2 / lam_max
+  assert 2 / lam_max / 3 < suggestion < 2 / lam_max  # the tutorial says: below, within a factor of 3
   trail = run_rule(sgd_rule, [suggestion] * 500, lambda p: line_grad(p, x, y), steps=500)
   got = after(out, "gradient descent at the suggested rate, 500 steps:")
   np.testing.assert_allclose(got[:2], trail[-1], atol=1e-3)  # the suggestion is printed with 6 digits

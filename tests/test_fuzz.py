@@ -47,7 +47,7 @@ BAD_SCALARS = [
 JUNK = [
   None, "", "1", "nan", b"1", [], {}, (), [[1.0]], [1, "a"], {"a": 1}, [None], True, False, 1 + 2j,
   np.array([[1.0, 2.0]]), np.array("x"), np.array([]), np.array([1.0, NAN]), [NAN], [INF], [-1.0], [1e300],
-  [3, 1, 2], [2.5, 3.5], [[1], [2]], object(), float, np.zeros((2, 2, 2)),
+  [3, 1, 2], [2.5, 3.5], [[1], [2]], object(), np.zeros((2, 2, 2)),
 ]
 WRONG = st.one_of(st.sampled_from(BAD_SCALARS + JUNK), st.floats(allow_nan=True, allow_infinity=True), st.integers())
 

@@ -225,12 +225,13 @@ def test_optax_wrappers_apply_if_finite_and_multisteps(name):
   grads = jax.tree.map(lambda g: g[:4], GRADS)
   # apply_if_finite runs the update inside lax.cond: state dtypes must match between init and update.
   bad = {**grads, "s": grads["s"].at[1].set(jnp.nan)}
-  skipped = _run(optax.apply_if_finite(fn(**kwargs), max_consecutive_errors=3), grads=bad)
+  skipped = _run_jit(optax.apply_if_finite(fn(**kwargs), max_consecutive_errors=3), grads=bad)
   expected = _run(fn(**kwargs), grads=jax.tree.map(lambda g: g[jnp.asarray([0, 2, 3])], grads))
   _close(skipped, expected, rtol=1e-6)
   # MultiSteps(every_k_schedule=2): one update per two gradients, on their mean.
   mean = jax.tree.map(lambda g: g.reshape(2, 2, *g.shape[1:]).mean(axis=1), grads)
-  _close(_run(optax.MultiSteps(fn(**kwargs), every_k_schedule=2), grads=grads), _run(fn(**kwargs), grads=mean))
+  multi = _run_jit(optax.MultiSteps(fn(**kwargs), every_k_schedule=2), grads=grads)
+  _close(multi, _run(fn(**kwargs), grads=mean), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -258,9 +259,7 @@ def test_vmap_over_a_batch_of_schedules():
   batch = jax.vmap(lambda v: S.cosine_annealing(v, total_steps=K))(jnp.asarray([0.01, 0.02]))
   out = jax.jit(jax.vmap(lambda s: _scan(O.adam(s), PARAMS, GRADS)[0]))(batch)
   for lane, v in enumerate((0.01, 0.02)):
-    _close(
-      _at(out, lane), _run(O.adam(S.cosine_annealing(v, total_steps=K))), rtol=1e-6
-    )
+    _close(_at(out, lane), _run(O.adam(S.cosine_annealing(v, total_steps=K))), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)

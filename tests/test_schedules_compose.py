@@ -15,10 +15,16 @@ from lr_jax import schedules as S
 STEPS = np.arange(300)
 EVAL = jax.jit(lambda s, t: s(t))
 
-f32 = lambda x: float(np.float32(x))  # noqa: E731
+
+def f32(x):
+  """The value a float32 schedule really holds."""
+  return float(np.float32(x))
+
 
 pieces = st.lists(
-  st.tuples(st.floats(0.01, 5.0).map(f32), st.integers(1, 100), st.floats(0.0, 0.5).map(f32)), min_size=1, max_size=4
+  st.tuples(st.floats(0.01, 5.0).map(f32), st.integers(1, 100), st.floats(0.0, 0.5).map(f32)),
+  min_size=1,
+  max_size=4,
 )
 
 
@@ -59,14 +65,14 @@ def test_join_equal_boundaries_skip_a_piece_and_single_piece_is_identity():
 def test_join_vmap_over_boundaries_matches_loop():
   sched = [S.cosine_annealing(1.0, 30), S.cyclic(0.1, 0.5, 5), S.cosine_annealing(0.3, 50)]
   grid = jnp.array([[10, 40], [0, 0], [25, 100]])
-  got = jax.vmap(lambda b: S.join(sched, b)(STEPS))(grid)
+  got = jax.jit(jax.vmap(lambda b: S.join(sched, b)(STEPS)))(grid)
   for i in range(3):
     np.testing.assert_allclose(got[i], S.join(sched, [int(x) for x in grid[i]])(STEPS), rtol=2e-6, atol=1e-7)
 
 
 def test_join_traced_invalid_boundaries_are_nan():
   sched = [S.cosine_annealing(1.0, 30), S.cosine_annealing(0.5, 30), S.cosine_annealing(0.3, 50)]
-  out = jax.vmap(lambda b: S.join(sched, b)(STEPS))(jnp.array([[10, 40], [40, 10], [-1, 10]]))
+  out = jax.jit(jax.vmap(lambda b: S.join(sched, b)(STEPS)))(jnp.array([[10, 40], [40, 10], [-1, 10]]))
   assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1:]))
 
 
@@ -87,7 +93,11 @@ TWO = [S.cosine_annealing(1.0, 10), S.cosine_annealing(0.5, 10)]
     (TWO, ["a"], r"join: `boundaries` must be a number"),
     (TWO, [float("nan")], r"join: `boundaries` must be finite"),
     (TWO, [-3], r"join: `boundaries` must be >= 0 and non-decreasing, got boundaries=\[-3\]"),
-    (TWO + TWO[:1], [50, 10], r"join: `boundaries` must be >= 0 and non-decreasing, got boundaries=\[50, 10\]"),
+    (
+      TWO + TWO[:1],
+      [50, 10],
+      r"join: `boundaries` must be >= 0 and non-decreasing, got boundaries=\[50, 10\]",
+    ),
   ],
 )
 def test_join_invalid(schedules, boundaries, match):
@@ -139,10 +149,22 @@ def test_nested_configs_round_trip_through_json():
 
 def test_compositions_are_jit_arguments_and_vmappable_batches():
   f = jax.jit(lambda s, t: s(t))
-  make = lambda b, p: S.join([S.cosine_annealing(p, 30), S.multiply(S.cyclic(0.1, p, 5))], [b])  # noqa: E731
+
+  def make(b, p):
+    return S.join([S.cosine_annealing(p, 30), S.multiply(S.cyclic(0.1, p, 5))], [b])
+
   a, b = make(10, 1.0), make(20, 2.0)
   np.testing.assert_allclose(f(a, STEPS), a(STEPS), rtol=1e-6)
   np.testing.assert_allclose(f(b, STEPS), b(STEPS), rtol=1e-6)
   assert f._cache_size() == 1
   batch = jax.tree.map(lambda x, y: jnp.stack([jnp.asarray(x), jnp.asarray(y)]), a, b)
-  np.testing.assert_allclose(jax.vmap(lambda s: s(STEPS))(batch), np.stack([a(STEPS), b(STEPS)]), rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.jit(jax.vmap(lambda s: s(STEPS)))(batch), np.stack([a(STEPS), b(STEPS)]), rtol=1e-6
+  )
+
+
+@pytest.mark.parametrize("b", [2**24 + 1, 2**30 + 3, 2**31 - 1])
+def test_join_switches_on_the_exact_integer_step_where_float32_rounds(b):
+  s = S.join([S.cosine_annealing(1.0, 1), S.cosine_annealing(5.0, 2**31 - 1)], np.array([b], np.int64))
+  steps = jnp.array([b - 2, b - 1, b], jnp.int32)
+  np.testing.assert_allclose(s(steps), [0.0, 0.0, 5.0], rtol=1e-6)

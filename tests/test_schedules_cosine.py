@@ -63,7 +63,9 @@ def test_warm_restarts_match_the_recursion_for_whole_hyperparameters(init, end, 
   close(CALL(s, STEPS), ref_restarts(N, init, period, mult, end), atol=1e-6 * init)
 
 
-@given(init=init_s, period=st.floats(1.0, 40.0).map(lambda x: round(x * 4) / 4), mult=st.floats(1.0, 3.0).map(f32))
+@given(
+  init=init_s, period=st.floats(1.0, 40.0).map(lambda x: round(x * 4) / 4), mult=st.floats(1.0, 3.0).map(f32)
+)
 def test_warm_restarts_match_the_recursion_for_fractional_hyperparameters(init, period, mult):
   # Fractional T_0 and T_mult (Keras' t_mul=1.5 style): restarts fall between steps; a step that lands
   # within float32 rounding of a restart may see either side of it, so compare away from restarts.
@@ -150,7 +152,11 @@ def test_continuous_inside_a_cycle(init, period, mult):
   assert np.all(gap <= init * (math.pi / (2 * period) * 1e-3 * 1.01 + 1e-6)), gap.max()
 
 
-@given(batch=st.lists(st.tuples(init_s, st.integers(1, 50), st.floats(1.0, 3.0).map(f32), end_frac), min_size=3, max_size=3))
+@given(
+  batch=st.lists(
+    st.tuples(init_s, st.integers(1, 50), st.floats(1.0, 3.0).map(f32), end_frac), min_size=3, max_size=3
+  )
+)
 def test_vmap_over_a_batch_of_schedules_matches_a_loop(batch):
   scheds = [S.cosine_warm_restarts(i, p, m, f32(i * e)) for i, p, m, e in batch]
   stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *scheds)
@@ -177,10 +183,13 @@ def test_gradients_are_finite_for_every_hyperparameter():
 @pytest.mark.parametrize(
   "kwargs,match",
   [
-    (dict(period=0), r"cosine_warm_restarts: `period` must be > 0, got period=0\."),
-    (dict(period=-2.5), r"period=-2\.5"),
-    (dict(period=5, period_mult=0.99), r"cosine_warm_restarts: `period_mult` must be >= 1, got period_mult=0\.99\."),
-    (dict(period=5, period_mult="2"), r"`period_mult` must be a number"),
+    ({"period": 0}, r"cosine_warm_restarts: `period` must be > 0, got period=0\."),
+    ({"period": -2.5}, r"period=-2\.5"),
+    (
+      {"period": 5, "period_mult": 0.99},
+      r"cosine_warm_restarts: `period_mult` must be >= 1, got period_mult=0\.99\.",
+    ),
+    ({"period": 5, "period_mult": "2"}, r"`period_mult` must be a number"),
   ],
 )
 def test_bad_values_raise_eagerly(kwargs, match):
@@ -201,5 +210,6 @@ def test_cosine_annealing_matches_closed_form_and_holds(init, end, total):
   end = f32(init * end)
   s = S.cosine_annealing(init, total, end)
   want = [end + (init - end) * (1 + math.cos(math.pi * min(t, total) / total)) / 2 for t in STEPS]
-  close(CALL(s, STEPS), want, atol=1e-6 * init)
-  assert np.all(np.asarray(CALL(s, STEPS[STEPS >= total])) == np.float32(end))
+  out = np.asarray(CALL(s, STEPS))
+  close(out, want, atol=1e-6 * init)
+  assert np.all(out[STEPS >= total] == np.float32(end))

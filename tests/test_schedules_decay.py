@@ -91,7 +91,11 @@ def test_step_decay_matches_closed_form(init, step_size, gamma):
   close(CALL(S.step_decay(init, step_size, gamma), STEPS), table(ref_step, init, step_size, gamma))
 
 
-@given(init=rates, milestones=st.lists(st.integers(0, 420), max_size=4).map(sorted), gamma=st.floats(0.05, 3.0).map(f32))
+@given(
+  init=rates,
+  milestones=st.lists(st.integers(0, 420), max_size=4).map(sorted),
+  gamma=st.floats(0.05, 3.0).map(f32),
+)
 def test_multistep_decay_matches_closed_form(init, milestones, gamma):
   s = S.multistep_decay(init, milestones, gamma)
   close(CALL(s, STEPS), table(ref_multistep, init, milestones, gamma))
@@ -118,7 +122,11 @@ def test_polynomial_decay_matches_closed_form(init, total, end, power):
 
 @given(init=st.floats(0.0, 10.0).map(f32), end=st.floats(0.0, 10.0).map(f32), total=lengths)
 def test_linear_matches_closed_form(init, end, total):
-  close(CALL(S.linear(init, end, total), STEPS), table(ref_linear, init, end, total), atol=1e-6 * max(init, end) + ATOL)
+  close(
+    CALL(S.linear(init, end, total), STEPS),
+    table(ref_linear, init, end, total),
+    atol=1e-6 * max(init, end) + ATOL,
+  )
 
 
 @given(
@@ -127,7 +135,12 @@ def test_linear_matches_closed_form(init, end, total):
 )
 def test_piecewise_constant_matches_keras_rule(boundaries, data):
   values = data.draw(st.lists(rates, min_size=len(boundaries) + 1, max_size=len(boundaries) + 1))
-  close(CALL(S.piecewise_constant(boundaries, values), STEPS), table(ref_piecewise, boundaries, values), rtol=0, atol=0)
+  close(
+    CALL(S.piecewise_constant(boundaries, values), STEPS),
+    table(ref_piecewise, boundaries, values),
+    rtol=0,
+    atol=0,
+  )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,8 +161,14 @@ def test_piecewise_boundary_step_keeps_the_old_value():
 
 
 def test_linear_and_polynomial_are_exact_at_the_horizon_and_hold():
-  for s, end in [(S.linear(0.7, 0.3, 97), 0.3), (S.polynomial_decay(0.7, 97, 0.3, 1.5), 0.3), (S.linear(0.1, 1.0, 3), 1.0)]:
-    out = np.asarray(s(jnp.array([97, 98, 10**6, 2**31 - 1]) if s.total_steps == 97 else jnp.array([3, 4, 5, 2**31 - 1])))
+  for s, end in [
+    (S.linear(0.7, 0.3, 97), 0.3),
+    (S.polynomial_decay(0.7, 97, 0.3, 1.5), 0.3),
+    (S.linear(0.1, 1.0, 3), 1.0),
+  ]:
+    out = np.asarray(
+      s(jnp.array([97, 98, 10**6, 2**31 - 1]) if s.total_steps == 97 else jnp.array([3, 4, 5, 2**31 - 1]))
+    )
     np.testing.assert_array_equal(out, np.float32(end))
 
 
@@ -167,7 +186,9 @@ def test_big_steps_are_finite_and_right():
   edge = jnp.array([2**30 - 1, 2**30, 2**31 - 257, 2**31 - 256], dtype=jnp.int32)
   close(S.step_decay(1.0, 2**30, 0.5)(edge), [1.0, 0.5, 0.5, 0.5], rtol=0, atol=0)
   close(S.multistep_decay(1.0, [2**30, 2**31 - 256], 0.5)(edge), [1.0, 0.5, 0.5, 0.25], rtol=0, atol=0)
-  close(S.piecewise_constant([2**30, 2**31 - 256], [1.0, 0.5, 0.25])(edge), [1.0, 1.0, 0.5, 0.5], rtol=0, atol=0)
+  close(
+    S.piecewise_constant([2**30, 2**31 - 256], [1.0, 0.5, 0.25])(edge), [1.0, 1.0, 0.5, 0.5], rtol=0, atol=0
+  )
   stairs = S.exponential_decay(1.0, 0.5, decay_steps=2**30 - 64, staircase=True)  # whole, float32-exact
   edge = jnp.array([2**30 - 65, 2**30 - 64, 2**31 - 129, 2**31 - 128], dtype=jnp.int32)
   close(stairs(edge), [1.0, 0.5, 0.5, 0.25], rtol=0, atol=0)
@@ -177,7 +198,9 @@ def test_big_steps_are_finite_and_right():
   want = [np.float32(1) / np.float32(1 + math.floor(x / 1000.5)) for x in t]
   np.testing.assert_array_equal(inv(jnp.asarray(t, jnp.int32)), want)
   close(S.multistep_decay(1.0, [2**24, 2**30], 0.5)(big), [0.5, 0.25, 0.25], rtol=0, atol=0)
-  close(S.inverse_time_decay(1.0, 1.0, 2**20)(big), [1 / (1 + b / 2**20) for b in (2**24 + 1, 2**30, 2**31 - 1)])
+  close(
+    S.inverse_time_decay(1.0, 1.0, 2**20)(big), [1 / (1 + b / 2**20) for b in (2**24 + 1, 2**30, 2**31 - 1)]
+  )
   close(S.piecewise_constant([2**30], [1.0, 2.0])(big), [1.0, 1.0, 2.0], rtol=0, atol=0)
 
 
@@ -186,25 +209,29 @@ def test_big_steps_are_finite_and_right():
 
 DECAYS = {
   "step_decay": lambda d: S.step_decay(d["init"], d["n"], d["gamma"]),
-  "multistep_decay": lambda d: S.multistep_decay(d["init"], [d["n"], 2 * d["n"], 2 * d["n"] + d["m"]], d["gamma"]),
+  "multistep_decay": lambda d: S.multistep_decay(
+    d["init"], [d["n"], 2 * d["n"], 2 * d["n"] + d["m"]], d["gamma"]
+  ),
   "exponential_decay": lambda d: S.exponential_decay(d["init"], d["gamma"], d["m"], d["stairs"]),
   "inverse_time_decay": lambda d: S.inverse_time_decay(d["init"], d["rate"], d["m"], d["stairs"]),
   "polynomial_decay": lambda d: S.polynomial_decay(d["init"], d["n"], d["end"], d["power"]),
   "linear": lambda d: S.linear(d["init"], d["end"], d["n"]),
-  "piecewise_constant": lambda d: S.piecewise_constant([d["n"], 2 * d["n"]], [d["init"], d["end"], d["end"] / 2]),
+  "piecewise_constant": lambda d: S.piecewise_constant(
+    [d["n"], 2 * d["n"]], [d["init"], d["end"], d["end"] / 2]
+  ),
 }
 
 hyper = st.fixed_dictionaries(
-  dict(
-    init=rates,
-    end=st.floats(0.0, 1.0).map(lambda x: f32(x * 0.01)),  # below every init: the decays decrease
-    n=lengths,
-    m=st.integers(1, 40),
-    gamma=gammas,
-    rate=st.floats(0.0, 3.0).map(f32),
-    power=st.floats(0.0, 4.0).map(f32),
-    stairs=st.booleans(),
-  )
+  {
+    "init": rates,
+    "end": st.floats(0.0, 1.0).map(lambda x: f32(x * 0.01)),  # below every init: the decays decrease
+    "n": lengths,
+    "m": st.integers(1, 40),
+    "gamma": gammas,
+    "rate": st.floats(0.0, 3.0).map(f32),
+    "power": st.floats(0.0, 4.0).map(f32),
+    "stairs": st.booleans(),
+  }
 )
 
 
@@ -225,7 +252,9 @@ def test_continuous_in_the_step(name, d):
   s = DECAYS[name](d)
   t = jnp.asarray(STEPS, jnp.float32)
   gap = np.abs(np.asarray(CALL(s, t + 1e-3)) - np.asarray(CALL(s, t)))
-  slope = {"exponential_decay": -math.log(d["gamma"]) / d["m"], "inverse_time_decay": d["rate"] / d["m"]}.get(name)
+  slope = {"exponential_decay": -math.log(d["gamma"]) / d["m"], "inverse_time_decay": d["rate"] / d["m"]}.get(
+    name
+  )
   slope = (d["power"] / d["n"]) if slope is None else slope
   assert np.all(gap <= d["init"] * (slope * 1e-3 * 1.01 + 1e-6)), gap.max()
 
@@ -243,7 +272,7 @@ def test_vmap_over_a_batch_of_schedules_matches_a_loop(name, ds):
 
 @pytest.mark.parametrize("name", sorted(DECAYS))
 def test_jit_equals_eager_including_traced_construction(name):
-  d = dict(init=0.8, end=0.01, n=37, m=9, gamma=0.7, rate=0.4, power=1.7, stairs=True)
+  d = {"init": 0.8, "end": 0.01, "n": 37, "m": 9, "gamma": 0.7, "rate": 0.4, "power": 1.7, "stairs": True}
   nums = {k: v for k, v in d.items() if k != "stairs"}
   eager = DECAYS[name](d)(STEPS)
   traced = jax.jit(lambda nums: DECAYS[name]({**nums, "stairs": True})(STEPS))
@@ -257,24 +286,33 @@ def test_jit_equals_eager_including_traced_construction(name):
 # Validation: ValueError eagerly, NaN lane when traced.
 
 BAD = [
-  (S.step_decay, dict(init_value=1.0, step_size=-3, gamma=0.5), "step_size=-3"),
-  (S.step_decay, dict(init_value=1.0, step_size=3, gamma=1.5), "gamma=1.5"),
-  (S.step_decay, dict(init_value=1.0, step_size=3, gamma=0.0), "gamma=0.0"),
-  (S.multistep_decay, dict(init_value=1.0, milestones=[3, 2], gamma=0.5), r"milestones=\[3, 2\]"),
-  (S.multistep_decay, dict(init_value=1.0, milestones=[-1, 2], gamma=0.5), r"milestones=\[-1, 2\]"),
-  (S.multistep_decay, dict(init_value=1.0, milestones=[2, 3], gamma=-0.5), "gamma=-0.5"),
-  (S.exponential_decay, dict(init_value=1.0, gamma=1.01), "gamma=1.01"),
-  (S.exponential_decay, dict(init_value=1.0, gamma=0.5, decay_steps=-1), "decay_steps=-1"),
-  (S.inverse_time_decay, dict(init_value=1.0, decay_rate=-0.1), "decay_rate=-0.1"),
-  (S.inverse_time_decay, dict(init_value=1.0, decay_rate=0.1, decay_steps=0.0), "decay_steps=0.0"),
-  (S.polynomial_decay, dict(init_value=1.0, total_steps=-5), "total_steps=-5"),
-  (S.polynomial_decay, dict(init_value=1.0, total_steps=5, power=-0.5), "power=-0.5"),
-  (S.linear, dict(init_value=1.0, end_value=0.0, total_steps=0), "total_steps=0"),
-  (S.piecewise_constant, dict(boundaries=[5, 4], values=[1.0, 2.0, 3.0]), r"boundaries=\[5, 4\]"),
+  (S.step_decay, {"init_value": 1.0, "step_size": -3, "gamma": 0.5}, "step_size=-3"),
+  (S.step_decay, {"init_value": 1.0, "step_size": 3, "gamma": 1.5}, "gamma=1.5"),
+  (S.step_decay, {"init_value": 1.0, "step_size": 3, "gamma": 0.0}, "gamma=0.0"),
+  (S.multistep_decay, {"init_value": 1.0, "milestones": [3, 2], "gamma": 0.5}, r"milestones=\[3, 2\]"),
+  (S.multistep_decay, {"init_value": 1.0, "milestones": [-1, 2], "gamma": 0.5}, r"milestones=\[-1, 2\]"),
+  (S.multistep_decay, {"init_value": 1.0, "milestones": [2, 3], "gamma": -0.5}, "gamma=-0.5"),
+  (S.exponential_decay, {"init_value": 1.0, "gamma": 1.01}, "gamma=1.01"),
+  (S.exponential_decay, {"init_value": 1.0, "gamma": 0.5, "decay_steps": -1}, "decay_steps=-1"),
+  (S.inverse_time_decay, {"init_value": 1.0, "decay_rate": -0.1}, "decay_rate=-0.1"),
+  (S.inverse_time_decay, {"init_value": 1.0, "decay_rate": 0.1, "decay_steps": 0.0}, "decay_steps=0.0"),
+  (S.polynomial_decay, {"init_value": 1.0, "total_steps": -5}, "total_steps=-5"),
+  (S.polynomial_decay, {"init_value": 1.0, "total_steps": 5, "power": -0.5}, "power=-0.5"),
+  (S.linear, {"init_value": 1.0, "end_value": 0.0, "total_steps": 0}, "total_steps=0"),
+  (S.piecewise_constant, {"boundaries": [5, 4], "values": [1.0, 2.0, 3.0]}, r"boundaries=\[5, 4\]"),
 ]
 
 
-GOOD = dict(step_size=3, gamma=0.5, milestones=[2, 3], decay_steps=2, decay_rate=0.1, total_steps=5, power=1.0, boundaries=[4, 5])
+GOOD = {
+  "step_size": 3,
+  "gamma": 0.5,
+  "milestones": [2, 3],
+  "decay_steps": 2,
+  "decay_rate": 0.1,
+  "total_steps": 5,
+  "power": 1.0,
+  "boundaries": [4, 5],
+}
 
 
 @pytest.mark.parametrize("ctor,kwargs,match", BAD, ids=[m for _, _, m in BAD])
@@ -297,8 +335,14 @@ def test_bad_values_raise_eagerly_and_poison_traced_lanes(ctor, kwargs, match):
     (lambda: S.multistep_decay(1.0, 30), r"multistep_decay: `milestones` must be a 1-D"),
     (lambda: S.piecewise_constant([1, 2], [1.0, 2.0]), r"piecewise_constant: `values` must have one more"),
     (lambda: S.piecewise_constant(3, [1.0, 2.0]), r"piecewise_constant: `boundaries` must be a 1-D"),
-    (lambda: S.exponential_decay(1.0, 0.5, staircase="yes"), r"exponential_decay: `staircase` must be True or False"),
-    (lambda: S.inverse_time_decay(1.0, 0.5, staircase=1), r"inverse_time_decay: `staircase` must be True or False"),
+    (
+      lambda: S.exponential_decay(1.0, 0.5, staircase="yes"),
+      r"exponential_decay: `staircase` must be True or False",
+    ),
+    (
+      lambda: S.inverse_time_decay(1.0, 0.5, staircase=1),
+      r"inverse_time_decay: `staircase` must be True or False",
+    ),
     (lambda: S.constant([1.0, 2.0]), r"constant: `value` must be a scalar"),
   ],
 )

@@ -16,7 +16,10 @@ from lr_jax import schedules as S
 STEPS = np.arange(400)
 EVAL = jax.jit(lambda s, t: s(t))  # shared compile cache: one entry per tree structure
 
-f32 = lambda x: float(np.float32(x))  # noqa: E731
+
+def f32(x):
+  """The value a float32 schedule really holds."""
+  return float(np.float32(x))
 
 
 # --- HF transformers' LambdaLR factors (transformers/optimization.py), rewritten in plain Python ---
@@ -58,10 +61,14 @@ def test_inverse_sqrt_matches_hf(peak, w):
 
 def test_inverse_sqrt_without_warmup_and_fractional_warmup():
   # W = 0: no warm-up, timescale 1 step (HF would switch to timescale=10_000: a documented difference).
-  np.testing.assert_allclose(S.inverse_sqrt(2.0, 0)(jnp.array([0, 1, 4, 100])), [2.0, 2.0, 1.0, 0.2], rtol=1e-6)
+  np.testing.assert_allclose(
+    S.inverse_sqrt(2.0, 0)(jnp.array([0, 1, 4, 100])), [2.0, 2.0, 1.0, 0.2], rtol=1e-6
+  )
   # 0 < W < 1: ramp to peak at W, hold until step 1, then peak / sqrt(t); continuous.
   s = S.inverse_sqrt(1.0, 0.5)
-  np.testing.assert_allclose(s(jnp.array([0.0, 0.25, 0.5, 0.75, 1.0, 4.0])), [0, 0.5, 1, 1, 1, 0.5], rtol=1e-6)
+  np.testing.assert_allclose(
+    s(jnp.array([0.0, 0.25, 0.5, 0.75, 1.0, 4.0])), [0, 0.5, 1, 1, 1, 0.5], rtol=1e-6
+  )
 
 
 @given(st.integers(1, 200))
@@ -70,7 +77,7 @@ def test_inverse_sqrt_is_continuous_and_peaks_at_warmup_end(w):
   lr = np.asarray(EVAL(s, STEPS))
   assert int(np.argmax(lr)) == w and lr[w] == pytest.approx(1.0)
   assert np.all(np.diff(lr[: w + 1]) > 0) and np.all(np.diff(lr[w:]) < 0)
-  a, c = np.asarray(s(jnp.array([w - 1e-3, w + 1e-3], jnp.float32)))
+  a, c = np.asarray(EVAL(s, jnp.array([w - 1e-3, w + 1e-3], jnp.float32)))
   assert abs(a - c) < 3e-3 / w
 
 
@@ -95,13 +102,17 @@ def build_wsd(h):
 def test_warmup_stable_decay_matches_hf(h):
   got = np.asarray(EVAL(build_wsd(h), STEPS))
   ratio = f32(h["ratio"] * h["peak"]) / h["peak"]
-  want = h["peak"] * np.array([hf_wsd(int(t), h["warm"], h["stable"], h["dec"], h["decay"], ratio) for t in STEPS])
+  want = h["peak"] * np.array(
+    [hf_wsd(int(t), h["warm"], h["stable"], h["dec"], h["decay"], ratio) for t in STEPS]
+  )
   # HF's warm-up starts at min_lr (= end_value); lr_jax's starts at 0 (documented): the same when ratio == 0.
   ramp = STEPS < h["warm"]
   want[ramp] = h["peak"] * STEPS[ramp] / h["warm"]
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7 * h["peak"])
   if h["ratio"] == 0.0:
-    hf = h["peak"] * np.array([hf_wsd(int(t), h["warm"], h["stable"], h["dec"], h["decay"], 0.0) for t in STEPS])
+    hf = h["peak"] * np.array(
+      [hf_wsd(int(t), h["warm"], h["stable"], h["dec"], h["decay"], 0.0) for t in STEPS]
+    )
     np.testing.assert_allclose(got, hf, rtol=1e-5, atol=1e-7 * h["peak"])
 
 
@@ -122,7 +133,7 @@ def test_warmup_stable_decay_bounds_monotone_and_continuous(h):
   if h["decay"] == "1-sqrt":  # 1 - sqrt(q) is continuous but not Lipschitz at q = 0
     bound += h["peak"] * math.sqrt(2e-3 / h["dec"])
   for b in {w, n - h["dec"], n} - {0}:
-    a, c = np.asarray(s(jnp.array([b - 1e-3, b + 1e-3], jnp.float32)))
+    a, c = np.asarray(EVAL(s, jnp.array([b - 1e-3, b + 1e-3], jnp.float32)))
     assert abs(a - c) <= bound, (b, a, c)
 
 
@@ -130,19 +141,23 @@ def test_warmup_stable_decay_bounds_monotone_and_continuous(h):
   "kwargs, match",
   [
     (dict(decay="exp"), r"warmup_stable_decay: `decay` must be one of 'linear', 'cosine', '1-sqrt'"),
-    (dict(warmup_steps=60, decay_steps=50), r"`warmup_steps \+ decay_steps` must be <= `total_steps`, got "
-     r"warmup_steps=60, decay_steps=50, total_steps=100"),
+    (
+      dict(warmup_steps=60, decay_steps=50),
+      r"`warmup_steps \+ decay_steps` must be <= `total_steps`, got warmup_steps=60, decay_steps=50, total_steps=100",
+    ),
     (dict(decay_steps=0), r"warmup_stable_decay: `decay_steps` must be > 0, got decay_steps=0"),
     (dict(warmup_steps=-1), r"warmup_stable_decay: `warmup_steps` must be >= 0, got warmup_steps=-1"),
   ],
 )
 def test_warmup_stable_decay_invalid(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    S.warmup_stable_decay(**{**dict(peak_value=1.0, total_steps=100, warmup_steps=10, decay_steps=20), **kwargs})
+    S.warmup_stable_decay(
+      **{**dict(peak_value=1.0, total_steps=100, warmup_steps=10, decay_steps=20), **kwargs}
+    )
 
 
 def test_warmup_stable_decay_traced_invalid_lane_is_nan():
-  out = jax.vmap(lambda d: S.warmup_stable_decay(1.0, 100, 10, d)(STEPS))(jnp.array([20, 95, 0]))
+  out = jax.jit(jax.vmap(lambda d: S.warmup_stable_decay(1.0, 100, 10, d)(STEPS)))(jnp.array([20, 95, 0]))
   assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1:]))
 
 
@@ -205,7 +220,7 @@ def test_warmup_nested_config_round_trips():
 def test_warmup_vmap_over_steps_and_inner_hyperparameters():
   ws = jnp.array([0, 5, 40])
   peaks = jnp.array([0.5, 1.0, 2.0])
-  got = jax.vmap(lambda w, p: S.warmup(S.cosine_annealing(p, 100), w, 0.01)(STEPS))(ws, peaks)
+  got = jax.jit(jax.vmap(lambda w, p: S.warmup(S.cosine_annealing(p, 100), w, 0.01)(STEPS)))(ws, peaks)
   for i in range(3):
     want = S.warmup(S.cosine_annealing(float(peaks[i]), 100), int(ws[i]), 0.01)(STEPS)
     np.testing.assert_allclose(got[i], want, rtol=2e-6, atol=1e-7)
@@ -214,7 +229,10 @@ def test_warmup_vmap_over_steps_and_inner_hyperparameters():
 @pytest.mark.parametrize(
   "kwargs, match",
   [
-    (dict(mode="exponential"), r'warmup: `init_value` must be > 0 with mode="exponential", got init_value=0.0'),
+    (
+      dict(mode="exponential"),
+      r'warmup: `init_value` must be > 0 with mode="exponential", got init_value=0.0',
+    ),
     (dict(mode="cosine"), r"warmup: `mode` must be one of 'linear', 'exponential', got mode='cosine'"),
     (dict(warmup_steps=-2), r"warmup: `warmup_steps` must be >= 0, got warmup_steps=-2"),
     (dict(schedule=0.1), r"warmup: `schedule` must be a schedule"),
@@ -227,5 +245,5 @@ def test_warmup_invalid(kwargs, match):
 
 def test_warmup_traced_invalid_lane_is_nan():
   inner = S.cosine_annealing(1.0, 100)
-  out = jax.vmap(lambda i: S.warmup(inner, 10, i, mode="exponential")(STEPS))(jnp.array([0.1, 0.0]))
+  out = jax.jit(jax.vmap(lambda i: S.warmup(inner, 10, i, mode="exponential")(STEPS)))(jnp.array([0.1, 0.0]))
   assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1]))

@@ -100,7 +100,8 @@ def scale_by_adagrad(
     eps: >= 0, added to ``sqrt(G)`` (or to ``G`` with ``eps_in_sqrt``).
     eps_in_sqrt: Optax's placement of ``eps`` (inside the square root).
     moment_dtype: dtype of ``G``: None (default) is at least float32; "params" keeps the
-      parameters' dtype; or any floating dtype.
+      parameters' dtype; or any floating dtype (a string such as "bfloat16" under
+      ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleByAdagradState`.

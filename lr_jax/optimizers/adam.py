@@ -147,7 +147,8 @@ def scale_by_adam(
       instead of Adam's L2 term on the gradient.
     amsgrad_max: "raw" (PyTorch, default) or "corrected" (Optax).
     moment_dtype: dtype of the moments: None (default) is at least float32; "params" keeps the
-      parameters' dtype; or any floating dtype.
+      parameters' dtype; or any floating dtype (a string such as "bfloat16" under
+      ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleByAdamState`.
@@ -198,8 +199,7 @@ def adam(
   schedule, update k (counted from 0) uses ``learning_rate(k)``, like a torch scheduler stepped
   after each update. Differences from Optax: ``optax.adam`` has no weight decay (the same numbers
   otherwise); ``optax.amsgrad`` takes the maximum of the bias-corrected second moment
-  (``amsgrad_max="corrected"`` gives that form), PyTorch and this function the raw one (2.9e-2
-  apart after 50 steps, peers.md section 6.3).
+  (``amsgrad_max="corrected"`` gives that form), PyTorch and this function the raw one.
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.

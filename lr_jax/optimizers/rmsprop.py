@@ -129,7 +129,8 @@ def scale_by_rmsprop(
     centered: divide by the root of the variance estimate ``v - gm^2`` instead of ``v``.
     eps_in_sqrt: Optax's placement of ``eps``.
     moment_dtype: dtype of the moments: None (default) is at least float32; "params" keeps the
-      parameters' dtype; or any floating dtype.
+      parameters' dtype; or any floating dtype (a string such as "bfloat16" under
+      ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleByRMSPropState`.
@@ -182,8 +183,8 @@ def rmsprop(
   after each update. Differences from ``optax.rmsprop``: Optax's default decay is 0.9 (here
   ``alpha=0.99``), it puts ``eps`` inside the square root by default (``eps_in_sqrt=True`` here
   gives that), and it multiplies by the learning rate *before* the momentum buffer, which differs
-  from PyTorch (and from this function) as soon as the learning rate changes over time (0.42 after
-  50 steps with a linear schedule, see peers.md section 6.2). With a constant learning rate,
+  from PyTorch (and from this function) as soon as the learning rate changes over time (a schedule
+  with momentum). With a constant learning rate,
   ``rmsprop(lr, alpha=d, eps_in_sqrt=False)`` and ``optax.rmsprop(lr, decay=d, eps_in_sqrt=False)``
   agree.
 

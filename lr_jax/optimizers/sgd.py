@@ -131,8 +131,8 @@ def _map_leaves(fn, n_out: int, updates, *trees):
   treedef = jax.tree.structure(updates)
   n = treedef.num_leaves
   flats = [[None] * n if t is None else treedef.flatten_up_to(t) for t in trees]
-  outs = [fn(u, *xs) for u, *xs in zip(treedef.flatten_up_to(updates), *flats)]
-  cols = list(zip(*outs)) if outs else [()] * n_out
+  outs = [fn(u, *xs) for u, *xs in zip(treedef.flatten_up_to(updates), *flats, strict=True)]
+  cols = list(zip(*outs, strict=True)) if outs else [()] * n_out
   return tuple(treedef.unflatten(list(col)) for col in cols)
 
 
@@ -234,7 +234,8 @@ def scale_by_sgd(
     nesterov: Nesterov momentum; requires ``momentum`` > 0 and ``dampening`` == 0.
     weight_decay: >= 0, the coupled L2 term added to the gradient (``params`` must be passed).
     moment_dtype: dtype of the buffer: None (default) is at least float32; "params" keeps the
-      parameters' dtype; or any floating dtype.
+      parameters' dtype; or any floating dtype (give it as a string, e.g. "bfloat16", under
+      ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleBySGDState`.
@@ -282,9 +283,10 @@ def sgd(
   parameters after k updates match it within float32 rounding, also with a schedule (update k,
   counted from 0, uses ``learning_rate(k)``, like a torch scheduler stepped after each update).
   Differences from ``optax.sgd``: the learning rate is applied outside the momentum buffer (Optax
-  puts it inside, which differs as soon as the rate changes), the buffer starts at ``g`` (Optax: at
-  0, so its first step is smaller by the factor ``1 - momentum`` only with dampening), and there
-  are dampening and coupled weight decay.
+  puts it inside its trace, which differs as soon as the rate changes over time), and there are
+  dampening (PyTorch's first buffer is the undamped ``g``) and coupled weight decay. With a
+  constant rate and no dampening, ``sgd(lr, momentum, nesterov=n)`` equals
+  ``optax.sgd(lr, momentum, nesterov=n)``.
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.

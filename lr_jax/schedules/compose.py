@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lr_jax._validation import all_ok, check, is_traced, number, poison
-from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_schedule, as_step, register, schedule_class
+from lr_jax._validation import check, is_traced, number, poison
+from lr_jax.schedules._base import (
+  ArrayLike,
+  Schedule,
+  as_float,
+  as_schedule,
+  as_step,
+  register,
+  schedule_class,
+)
 
 __all__ = ["join", "multiply"]
+
+
+def _split_step(step: ArrayLike, dt) -> tuple[jax.Array, jax.Array]:
+  """``max(step, 0)`` as ``hi + lo``, both exact in ``dt``: an integer step is split at a multiple of
+  4096 (exact in float32 below 2**31), so ``(hi - b) + lo`` has the sign of ``step - b`` exactly even
+  where float32 rounds the step itself (above 2**24). A float step is ``(step, 0)``."""
+  step = jnp.asarray(step)
+  if not jnp.issubdtype(step.dtype, jnp.integer):
+    t = as_step(step, dt)
+    return t, jnp.zeros_like(t)
+  s = jnp.maximum(step, 0)
+  lo = s % 4096
+  return (s - lo).astype(dt), lo.astype(dt)
 
 
 def _piece(s: Schedule, t: jax.Array, dt) -> jax.Array:
@@ -39,12 +60,19 @@ class Join(Schedule):
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
-    t = as_step(step, dt)
-    bounds = as_float(self.boundaries, dt)
-    rate = _piece(self.schedules[0], t, dt)
+    step, bounds = jnp.asarray(step), jnp.asarray(self.boundaries)
+    hi, lo = _split_step(step, dt)
+    rate = _piece(self.schedules[0], hi + lo, dt)
+    exact = jnp.issubdtype(step.dtype, jnp.integer) and jnp.issubdtype(bounds.dtype, jnp.integer)
+    if exact:  # integer steps and boundaries: switch on the exact step, up to 2**31-1
+      it = jnp.promote_types(step.dtype, bounds.dtype)
+      ints = jnp.maximum(step, 0).astype(it)
     for i, s in enumerate(self.schedules[1:]):
-      b = bounds[i]
-      rate = jnp.where(t < b, rate, _piece(s, jnp.maximum(t - b, 0), dt))
+      if exact:
+        local = (ints - bounds[i].astype(it)).astype(dt)  # sign exact; value within one rounding
+      else:
+        local = (hi - as_float(bounds[i], dt)) + lo  # exact sign for integer steps
+      rate = jnp.where(local < 0, rate, _piece(s, jnp.maximum(local, 0), dt))
     return poison(rate, self.valid())
 
 
@@ -59,7 +87,9 @@ def join(schedules: Sequence[Schedule | Callable], boundaries: ArrayLike) -> Joi
   Piece i + 1 takes over at ``t >= b_{i+1}`` (the boundary step already belongs to it) and sees local
   time. Same as ``optax.join_schedules`` and ``torch.optim.lr_scheduler.SequentialLR(schedulers,
   milestones=boundaries)`` (for schedulers whose rate does not depend on the optimizer's current lr).
-  Unlike Optax's, ``boundaries`` is a pytree leaf, so it can be traced and vmapped.
+  Unlike Optax's, ``boundaries`` is a pytree leaf, so it can be traced and vmapped. With integer
+  steps and integer boundaries the switch lands on the exact step up to 2**31-1 (float32 alone
+  rounds steps above 2**24).
 
   Args:
     schedules: a non-empty sequence of lr_jax schedules or ``step -> rate`` callables (plain
@@ -87,7 +117,9 @@ def join(schedules: Sequence[Schedule | Callable], boundaries: ArrayLike) -> Joi
   """
   fn = "join"
   if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence) or not schedules:
-    raise ValueError(f"{fn}: `schedules` must be a non-empty sequence of schedules, got schedules={schedules!r}.")
+    raise ValueError(
+      f"{fn}: `schedules` must be a non-empty sequence of schedules, got schedules={schedules!r}."
+    )
   schedules = tuple(as_schedule(s, fn=fn, name="schedules") for s in schedules)
   boundaries = number(boundaries, fn=fn, name="boundaries", allow_array=True)
   if np.ndim(boundaries) != 1 or np.shape(boundaries)[0] != len(schedules) - 1:

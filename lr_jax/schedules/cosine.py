@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -35,7 +37,9 @@ class CosineAnnealing(Schedule):
 
 
 @register("cosine_annealing")
-def cosine_annealing(init_value: ArrayLike, total_steps: ArrayLike, end_value: ArrayLike = 0.0) -> CosineAnnealing:
+def cosine_annealing(
+  init_value: ArrayLike, total_steps: ArrayLike, end_value: ArrayLike = 0.0
+) -> CosineAnnealing:
   """Cosine annealing from ``init_value`` to ``end_value`` over ``total_steps``, then ``end_value``.
 
   With T = ``total_steps``::
@@ -154,11 +158,13 @@ class CosineWarmRestarts(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     # About a hundred elementwise ops: one jitted call (inlined under an outer jit) instead of
     # compiling each op separately on every new step shape in eager mode.
-    return _warm_restarts_rate(self, step)
+    # The compute dtype is read outside (under x64, jit would make Python-float leaves float64).
+    return _warm_restarts_rate(self, step, self.dtype)
 
-  def _rate(self, step: ArrayLike) -> jax.Array:
-    dt = self.dtype
-    init, period, mult, end = (as_float(x, dt) for x in (self.init_value, self.period, self.period_mult, self.end_value))
+  def _rate(self, step: ArrayLike, dt) -> jax.Array:
+    init, period, mult, end = (
+      as_float(x, dt) for x in (self.init_value, self.period, self.period_mult, self.end_value)
+    )
     period = jnp.where(period > 0, period, 1)  # keeps invalid lanes finite until poisoned
     t = as_step(step, dt)
     # Every branch is computed and one is selected, so period_mult can be traced.
@@ -175,9 +181,9 @@ class CosineWarmRestarts(Schedule):
     return poison(rate, self.valid())
 
 
-@jax.jit
-def _warm_restarts_rate(schedule: CosineWarmRestarts, step: ArrayLike) -> jax.Array:
-  return schedule._rate(step)
+@functools.partial(jax.jit, static_argnums=2)
+def _warm_restarts_rate(schedule: CosineWarmRestarts, step: ArrayLike, dt) -> jax.Array:
+  return schedule._rate(step, dt)
 
 
 @register("cosine_warm_restarts")

@@ -7,7 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from lr_jax._validation import all_ok, check, choice, number, poison
-from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class, static_field
+from lr_jax.schedules._base import (
+  ArrayLike,
+  Schedule,
+  as_float,
+  as_step,
+  register,
+  schedule_class,
+  static_field,
+)
 
 __all__ = ["cyclic"]
 
@@ -37,7 +45,8 @@ class Cyclic(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     base, peak, up, down, gamma = (
-      as_float(x, dt) for x in (self.base_value, self.max_value, self.step_size_up, self.step_size_down, self.gamma)
+      as_float(x, dt)
+      for x in (self.base_value, self.max_value, self.step_size_up, self.step_size_down, self.gamma)
     )
     t = as_step(step, dt)
     total = up + down

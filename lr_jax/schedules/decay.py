@@ -25,13 +25,13 @@ from lr_jax.schedules._base import (
 
 __all__ = [
   "constant",
-  "step_decay",
-  "multistep_decay",
   "exponential_decay",
   "inverse_time_decay",
-  "polynomial_decay",
   "linear",
+  "multistep_decay",
   "piecewise_constant",
+  "polynomial_decay",
+  "step_decay",
 ]
 
 
@@ -145,7 +145,9 @@ def _stack_traced(x):
 def _vector(x, *, fn: str, name: str):
   """Static check that a sequence hyperparameter is 1-D (shapes are static, so this may raise)."""
   if jnp.ndim(x) != 1:
-    raise ValueError(f"{fn}: `{name}` must be a 1-D sequence of numbers, got {name} with shape {jnp.shape(x)}.")
+    raise ValueError(
+      f"{fn}: `{name}` must be a 1-D sequence of numbers, got {name} with shape {jnp.shape(x)}."
+    )
   return x
 
 
@@ -284,7 +286,8 @@ class MultistepDecay(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, milestones, gamma = (as_float(x, dt) for x in (self.init_value, self.milestones, self.gamma))
-    passed = _count_passed(step, milestones, dt, strict=False).astype(dt)  # a duplicated milestone counts twice
+    # A duplicated milestone counts twice.
+    passed = _count_passed(step, milestones, dt, strict=False).astype(dt)
     return poison(init * jnp.power(gamma, passed), self.valid())
 
 
@@ -325,10 +328,19 @@ def multistep_decay(init_value: ArrayLike, milestones: ArrayLike, gamma: ArrayLi
   """
   fn = "multistep_decay"
   init_value = number(init_value, fn=fn, name="init_value")
-  milestones = _vector(number(_stack_traced(milestones), fn=fn, name="milestones", integer=True, allow_array=True), fn=fn, name="milestones")
+  milestones = _vector(
+    number(_stack_traced(milestones), fn=fn, name="milestones", integer=True, allow_array=True),
+    fn=fn,
+    name="milestones",
+  )
   gamma = number(gamma, fn=fn, name="gamma")
   check(milestones >= 0, fn=fn, must="`milestones` must be >= 0", milestones=milestones)
-  check(_nondecreasing(milestones), fn=fn, must="`milestones` must be sorted (non-decreasing)", milestones=milestones)
+  check(
+    _nondecreasing(milestones),
+    fn=fn,
+    must="`milestones` must be sorted (non-decreasing)",
+    milestones=milestones,
+  )
   check(gamma > 0, fn=fn, must="`gamma` must be > 0", gamma=gamma)
   return MultistepDecay(init_value, milestones, gamma)
 
@@ -503,7 +515,9 @@ class PolynomialDecay(Schedule):
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
-    init, total, end, power = (as_float(x, dt) for x in (self.init_value, self.total_steps, self.end_value, self.power))
+    init, total, end, power = (
+      as_float(x, dt) for x in (self.init_value, self.total_steps, self.end_value, self.power)
+    )
     total = jnp.where(total > 0, total, 1)
     remaining = jnp.clip(total - as_step(step, dt), 0, total) / total  # 1 - min(t, T) / T, exact at T
     return poison(end + (init - end) * jnp.power(remaining, power), self.valid())
@@ -681,12 +695,21 @@ def piecewise_constant(boundaries: ArrayLike, values: ArrayLike) -> PiecewiseCon
     1.00 1.00 0.50 0.50 0.10
   """
   fn = "piecewise_constant"
-  boundaries = _vector(number(_stack_traced(boundaries), fn=fn, name="boundaries", allow_array=True), fn=fn, name="boundaries")
-  values = _vector(number(_stack_traced(values), fn=fn, name="values", allow_array=True), fn=fn, name="values")
+  boundaries = _vector(
+    number(_stack_traced(boundaries), fn=fn, name="boundaries", allow_array=True), fn=fn, name="boundaries"
+  )
+  values = _vector(
+    number(_stack_traced(values), fn=fn, name="values", allow_array=True), fn=fn, name="values"
+  )
   if jnp.shape(values)[0] != jnp.shape(boundaries)[0] + 1:
     raise ValueError(
       f"{fn}: `values` must have one more entry than `boundaries`, got {jnp.shape(values)[0]} values "
       f"and {jnp.shape(boundaries)[0]} boundaries."
     )
-  check(_nondecreasing(boundaries), fn=fn, must="`boundaries` must be sorted (non-decreasing)", boundaries=boundaries)
+  check(
+    _nondecreasing(boundaries),
+    fn=fn,
+    must="`boundaries` must be sorted (non-decreasing)",
+    boundaries=boundaries,
+  )
   return PiecewiseConstant(boundaries, values)

@@ -7,7 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from lr_jax._validation import all_ok, check, choice, flag, number, poison
-from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class, static_field
+from lr_jax.schedules._base import (
+  ArrayLike,
+  Schedule,
+  as_float,
+  as_step,
+  register,
+  schedule_class,
+  static_field,
+)
 
 __all__ = ["one_cycle", "one_cycle_momentum"]
 
@@ -69,7 +77,11 @@ class OneCycle(Schedule):
 
   def valid(self):
     return _ok(
-      self.total_steps > 0, self.pct_start > 0, self.pct_start < 1, self.div_factor > 0, self.final_div_factor > 0
+      self.total_steps > 0,
+      self.pct_start > 0,
+      self.pct_start < 1,
+      self.div_factor > 0,
+      self.final_div_factor > 0,
     )
 
   def __call__(self, step: ArrayLike) -> jax.Array:
@@ -257,8 +269,16 @@ def one_cycle_momentum(
   total_steps, pct_start, anneal, three_phase = _common(fn, total_steps, pct_start, anneal, three_phase)
   base_momentum = number(base_momentum, fn=fn, name="base_momentum")
   max_momentum = number(max_momentum, fn=fn, name="max_momentum")
-  check(_ok(base_momentum >= 0, base_momentum <= 1), fn=fn, must="`base_momentum` must be in [0, 1]",
-        base_momentum=base_momentum)
-  check(_ok(max_momentum >= 0, max_momentum <= 1), fn=fn, must="`max_momentum` must be in [0, 1]",
-        max_momentum=max_momentum)
+  check(
+    _ok(base_momentum >= 0, base_momentum <= 1),
+    fn=fn,
+    must="`base_momentum` must be in [0, 1]",
+    base_momentum=base_momentum,
+  )
+  check(
+    _ok(max_momentum >= 0, max_momentum <= 1),
+    fn=fn,
+    must="`max_momentum` must be in [0, 1]",
+    max_momentum=max_momentum,
+  )
   return OneCycleMomentum(total_steps, pct_start, anneal, base_momentum, max_momentum, three_phase)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +20,7 @@ from lr_jax.schedules._base import (
   static_field,
 )
 
-__all__ = ["warmup", "inverse_sqrt", "warmup_stable_decay"]
+__all__ = ["inverse_sqrt", "warmup", "warmup_stable_decay"]
 
 _WARMUP_MODES = ("linear", "exponential")
 _DECAYS = ("linear", "cosine", "1-sqrt")
@@ -119,7 +119,9 @@ def warmup(
   mode = choice(mode, _WARMUP_MODES, fn=fn, name="mode")
   check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
   if mode == "exponential":
-    check(init_value > 0, fn=fn, must='`init_value` must be > 0 with mode="exponential"', init_value=init_value)
+    check(
+      init_value > 0, fn=fn, must='`init_value` must be > 0 with mode="exponential"', init_value=init_value
+    )
   return Warmup(schedule, warmup_steps, init_value, mode)
 
 
@@ -206,7 +208,8 @@ class WarmupStableDecay(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     peak, total, w, d, end = (
-      as_float(x, dt) for x in (self.peak_value, self.total_steps, self.warmup_steps, self.decay_steps, self.end_value)
+      as_float(x, dt)
+      for x in (self.peak_value, self.total_steps, self.warmup_steps, self.decay_steps, self.end_value)
     )
     t = as_step(step, dt)
     ramp = peak * _safe_div(t, w)

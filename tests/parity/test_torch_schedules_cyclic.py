@@ -22,7 +22,11 @@ MAXN = 320
 STEPS = np.arange(MAXN)
 EVAL = jax.jit(lambda s, t: s(t))  # shared compiles: one per tree structure (mode, phases, ...)
 
-f32 = lambda x: float(np.float32(x))  # noqa: E731
+
+def f32(x):
+  """The value a float32 schedule really holds."""
+  return float(np.float32(x))
+
 
 # Largest gaps seen over all examples, reported by test_zz_report_gaps (and in the README section).
 GAPS: dict[str, list[float]] = {}
@@ -73,8 +77,9 @@ def close(name, got, want, rtol=1e-5, atol=0.0):
 )
 def test_cyclic_lr(base, peak, up, down, mode, gamma):
   want, _ = torch_run(
-    lambda o: sched.CyclicLR(o, base, peak, step_size_up=up, step_size_down=down, mode=mode, gamma=gamma,
-                             cycle_momentum=False),
+    lambda o: sched.CyclicLR(
+      o, base, peak, step_size_up=up, step_size_down=down, mode=mode, gamma=gamma, cycle_momentum=False
+    ),
     MAXN,
   )
   got = EVAL(S.cyclic(base, peak, up, down, mode=mode, gamma=gamma), STEPS)
@@ -100,16 +105,27 @@ one_cycle_hyper = st.fixed_dictionaries(
 def test_one_cycle_lr_and_momentum(h):
   want, want_m = torch_run(
     lambda o: sched.OneCycleLR(
-      o, max_lr=h["peak"], total_steps=h["n"], pct_start=h["pct"], anneal_strategy=h["anneal"],
-      div_factor=h["div"], final_div_factor=h["final_div"], three_phase=h["three"],
-      base_momentum=h["base_m"], max_momentum=h["max_m"],
+      o,
+      max_lr=h["peak"],
+      total_steps=h["n"],
+      pct_start=h["pct"],
+      anneal_strategy=h["anneal"],
+      div_factor=h["div"],
+      final_div_factor=h["final_div"],
+      three_phase=h["three"],
+      base_momentum=h["base_m"],
+      max_momentum=h["max_m"],
     ),
     h["n"],
     momentum=0.9,
   )
-  got = EVAL(S.one_cycle(h["peak"], h["n"], h["pct"], h["anneal"], h["div"], h["final_div"], h["three"]), STEPS)
+  got = EVAL(
+    S.one_cycle(h["peak"], h["n"], h["pct"], h["anneal"], h["div"], h["final_div"], h["three"]), STEPS
+  )
   close("one_cycle", got, want, atol=1e-7 * h["peak"])
-  got_m = EVAL(S.one_cycle_momentum(h["n"], h["pct"], h["anneal"], h["base_m"], h["max_m"], h["three"]), STEPS)
+  got_m = EVAL(
+    S.one_cycle_momentum(h["n"], h["pct"], h["anneal"], h["base_m"], h["max_m"], h["three"]), STEPS
+  )
   close("one_cycle_momentum", got_m, want_m, rtol=1e-6, atol=1e-7)
   # lr_jax holds the last value where PyTorch raises
   np.testing.assert_array_equal(np.asarray(got)[h["n"] - 1 :], np.asarray(got)[h["n"] - 1])
@@ -119,7 +135,11 @@ def test_one_cycle_phase_boundaries_exactly():
   # pct*N - 1 = 29 and 2*pct*N - 2 = 58 are whole steps: the peak and the trough land on them.
   for three in (False, True):
     want, want_m = torch_run(
-      lambda o: sched.OneCycleLR(o, max_lr=1.0, total_steps=100, pct_start=0.3, three_phase=three), 100, momentum=0.9
+      lambda o, three=three: sched.OneCycleLR(
+        o, max_lr=1.0, total_steps=100, pct_start=0.3, three_phase=three
+      ),
+      100,
+      momentum=0.9,
     )
     got = np.asarray(S.one_cycle(1.0, 100, 0.3, three_phase=three)(STEPS[:100]))
     got_m = np.asarray(S.one_cycle_momentum(100, 0.3, three_phase=three)(STEPS[:100]))
@@ -143,8 +163,10 @@ def test_warmup_cosine_vs_sequential_linear_cosine(base, total, end_frac, w, sta
   want, _ = torch_run(
     lambda o: sched.SequentialLR(
       o,
-      [sched.LinearLR(o, start_factor=init / base, end_factor=1.0, total_iters=w),
-       sched.CosineAnnealingLR(o, T_max=total, eta_min=end)],
+      [
+        sched.LinearLR(o, start_factor=init / base, end_factor=1.0, total_iters=w),
+        sched.CosineAnnealingLR(o, T_max=total, eta_min=end),
+      ],
       milestones=[w],
     ),
     w + total + 1,
@@ -167,7 +189,9 @@ def test_join_vs_sequential(base, pieces, data):
   n = bounds[-1] + pieces[-1][0] + 1
   want, _ = torch_run(
     lambda o: sched.SequentialLR(
-      o, [sched.CosineAnnealingLR(o, T_max=t, eta_min=e) for (t, _), e in zip(pieces, ends)], milestones=bounds
+      o,
+      [sched.CosineAnnealingLR(o, T_max=t, eta_min=e) for (t, _), e in zip(pieces, ends)],
+      milestones=bounds,
     ),
     n,
     lr=base,
@@ -179,7 +203,9 @@ def test_join_vs_sequential(base, pieces, data):
 @given(st.floats(1e-3, 10.0).map(f32), st.floats(0.9, 1.0).map(f32), st.integers(1, MAXN - 1))
 def test_multiply_vs_chained_exponential_cosine(base, gamma, total):
   want, _ = torch_run(
-    lambda o: sched.ChainedScheduler([sched.ExponentialLR(o, gamma=gamma), sched.CosineAnnealingLR(o, T_max=total)]),
+    lambda o: sched.ChainedScheduler(
+      [sched.ExponentialLR(o, gamma=gamma), sched.CosineAnnealingLR(o, T_max=total)]
+    ),
     total + 1,
     lr=base,
   )

@@ -1,0 +1,241 @@
+"""A 32-rate Adam sweep of a small MLP on scikit-learn digits (300 full-batch steps each).
+
+Contenders (same model, data, initial parameters and optimizer, ``lr_jax.optimizers.adam``):
+
+* ``sweep``: ``lr_jax.sweep`` (it picks vmap / chunked vmap / lax.map itself; the chosen strategy is
+  recorded), and ``sweep_vmap`` with ``max_parallel=None`` forced to a full vmap for comparison;
+* ``loop_of_scans``: a Python loop over the 32 rates of one jitted ``lax.scan`` training run;
+* ``per_step``: a Python loop over rates and steps of one jitted (donating) training step;
+* ``torch``: the same MLP in PyTorch (``nn.Linear``/``tanh``, ``torch.optim.Adam``), looped.
+
+Peak memory of the sweep as ``max_parallel`` varies is measured in fresh subprocesses (the process'
+peak RSS, and the device's ``peak_bytes_in_use`` where JAX reports it), minus a baseline process
+that loads the same data without sweeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from jax import lax  # noqa: E402
+
+from _common import emit, fmt_ms, fmt_ratio, interleave, log, md_table, median  # noqa: E402
+import lr_jax  # noqa: E402
+from lr_jax import optimizers as O  # noqa: E402
+from lr_jax import tasks  # noqa: E402
+
+try:
+  import torch
+except ImportError:  # pragma: no cover
+  torch = None
+
+# configs, steps, repeats, max_parallel values for the memory table
+MODES = {
+  "smoke": (4, 5, 1, []),
+  "quick": (32, 300, 1, [1, 32]),
+  "full": (32, 300, 3, [1, 4, 8, 16, 32]),
+}
+
+
+def problem(num_configs: int):
+  d = tasks.digits_data()
+  batches = (jnp.asarray(d["x_train"])[None], jnp.asarray(d["y_train"])[None])  # one full batch
+  params = tasks.mlp_init(jax.random.key(0))
+  lrs = np.logspace(-4, -1, num_configs).astype(np.float32)
+  return d, batches, params, lrs
+
+
+def _optimizer(h):
+  return O.adam(h["lr"])
+
+
+def _train_scan(params, batch, lr, num_steps):
+  tx = O.adam(lr)
+
+  def body(carry, _):
+    p, s = carry
+    loss, g = jax.value_and_grad(tasks.mlp_loss)(p, batch)
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), loss
+
+  (p, _), losses = lax.scan(body, (params, tx.init(params)), None, length=num_steps)
+  return losses, tasks.mlp_loss(p, batch)
+
+
+def _torch_runner(d, lrs, num_steps, params):
+  x = torch.from_numpy(np.asarray(d["x_train"]))
+  y = torch.from_numpy(np.asarray(d["y_train"]).astype(np.int64))
+  w = [(torch.from_numpy(np.asarray(layer["w"]).T.copy()), torch.from_numpy(np.array(layer["b"]))) for layer in params]
+
+  def run():
+    finals = []
+    for lr in lrs:
+      model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
+      with torch.no_grad():
+        for lin, (wt, b) in zip((model[0], model[2]), w):
+          lin.weight.copy_(wt)
+          lin.bias.copy_(b)
+      opt = torch.optim.Adam(model.parameters(), lr=float(lr))
+      loss_fn = torch.nn.CrossEntropyLoss()
+      for _ in range(num_steps):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+      with torch.no_grad():
+        finals.append(float(loss_fn(model(x), y)))
+    return finals
+
+  return run
+
+
+def run(mode: str = "quick") -> tuple[list[dict], str]:
+  num_configs, num_steps, repeats, mem_values = MODES[mode]
+  d, batches, params, lrs = problem(num_configs)
+  batch = jax.tree.map(lambda b: b[0], batches)
+  results = {}
+
+  def sweep_fn(max_parallel=None):
+    def f():
+      res = lr_jax.sweep(tasks.mlp_loss, params, batches, optimizer=_optimizer, grid={"lr": lrs.tolist()},
+                         num_steps=num_steps, max_parallel=max_parallel)
+      results[max_parallel] = res
+    return f
+
+  train = jax.jit(_train_scan, static_argnums=3)
+
+  def loop_of_scans():
+    out = [train(params, batch, lr, num_steps)[1] for lr in lrs]
+    jax.block_until_ready(out)
+
+  @jax.jit
+  def _step(p, s, lr):
+    tx = O.adam(lr)
+    loss, g = jax.value_and_grad(tasks.mlp_loss)(p, batch)
+    u, s = tx.update(g, s, p)
+    return optax.apply_updates(p, u), s, loss
+
+  step = jax.jit(_step, donate_argnums=(0, 1))
+
+  def per_step():
+    finals = []
+    for lr in lrs:
+      lr = jnp.float32(lr)
+      p = jax.tree.map(jnp.copy, params)
+      s = O.adam(lr).init(p)
+      for _ in range(num_steps):
+        p, s, _ = step(p, s, lr)
+      finals.append(tasks.mlp_loss(p, batch))
+    jax.block_until_ready(finals)
+
+  fns = {"sweep": sweep_fn(None), "sweep_vmap": sweep_fn(num_configs), "loop_of_scans": loop_of_scans, "per_step": per_step}
+  if torch is not None:
+    fns["torch"] = _torch_runner(d, lrs, num_steps, params)
+    _torch_runner(d, lrs[:1], 3, params)()  # warm up torch's first-call costs
+
+  # Compile times: the first call minus a steady call (sweep); XLA compile of the jitted pieces.
+  compile_s = {}
+  for k in ("sweep", "sweep_vmap"):
+    t0 = time.perf_counter()
+    fns[k]()
+    compile_s[k] = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  train.lower(params, batch, jnp.float32(lrs[0]), num_steps).compile()
+  compile_s["loop_of_scans"] = time.perf_counter() - t0
+  s0 = O.adam(jnp.float32(0.1)).init(params)
+  t0 = time.perf_counter()
+  step.lower(params, s0, jnp.float32(0.1)).compile()
+  compile_s["per_step"] = time.perf_counter() - t0
+  log(f"sweep: compiled {compile_s}")
+  loop_of_scans()  # fills the jit cache
+  per_step()
+  samples = interleave(fns, repeats, warmup=0)
+  med = {k: median(v) for k, v in samples.items()}
+  for k in ("sweep", "sweep_vmap"):
+    compile_s[k] = max(compile_s[k] - med[k], 0.0)
+  chosen = results[None]
+  base = {"name": "sweep/digits_mlp", "configs": num_configs, "steps": num_steps}
+  for k, v in samples.items():
+    emit(dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v, compile_s=compile_s.get(k)))
+  summary = dict(base, contender="summary", strategy=chosen.strategy, chunk_size=chosen.chunk_size,
+                 **{f"{k}_s": med[k] for k in med}, **{f"{k}_compile_s": v for k, v in compile_s.items()},
+                 speedup_vs_loop_of_scans=med["loop_of_scans"] / med["sweep"],
+                 speedup_vs_torch=med["torch"] / med["sweep"] if "torch" in med else None,
+                 best_lr=float(chosen.best()["lr"]))
+  emit(summary)
+  mem_rows = [memory(v, mode) for v in ([0] + mem_values)] if mem_values else []
+  base_mem = mem_rows[0] if mem_rows else None
+  for r in mem_rows[1:]:
+    r["rss_delta_mb"] = r["peak_rss_mb"] - base_mem["peak_rss_mb"]
+    emit(dict(base, contender="memory", **r))
+  return [summary] + mem_rows[1:], markdown(summary, mem_rows[1:])
+
+
+def memory(max_parallel: int, mode: str) -> dict:
+  """Peak memory of one sweep in a fresh process (``max_parallel=0``: the baseline, no sweep)."""
+  out = subprocess.run([sys.executable, __file__, "--child-mem", str(max_parallel), "--mode", mode],
+                       capture_output=True, text=True, check=True, env=dict(os.environ))
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _child_mem(max_parallel: int, mode: str) -> None:
+  num_configs, num_steps, _, _ = MODES[mode]
+  _, batches, params, lrs = problem(num_configs)
+  t0 = time.perf_counter()
+  strategy = None
+  if max_parallel > 0:
+    res = lr_jax.sweep(tasks.mlp_loss, params, batches, optimizer=_optimizer, grid={"lr": lrs.tolist()},
+                       num_steps=num_steps, max_parallel=max_parallel)
+    strategy = res.strategy
+  wall = time.perf_counter() - t0
+  stats = jax.devices()[0].memory_stats() or {}
+  print(json.dumps({"max_parallel": max_parallel, "strategy": strategy, "wall_s": wall,
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "device_peak_mb": stats.get("peak_bytes_in_use", float("nan")) / 2**20}))
+
+
+def markdown(s: dict, mem_rows: list[dict]) -> str:
+  nan = float("nan")
+  header = ["contender", "run s", "compile s", "sweep speedup"]
+  names = [("sweep", f"lr_jax.sweep (chose `{s['strategy']}`, chunk {s['chunk_size']})"), ("sweep_vmap", f"lr_jax.sweep, max_parallel={s['configs']} (vmap)"),
+           ("loop_of_scans", f"loop of {s['configs']} jitted scans"), ("per_step", "per-step jitted loop"), ("torch", "PyTorch loop")]
+  body = [[label, f"{s.get(k + '_s', nan):.2f}", "n/a" if s.get(k + "_compile_s") is None else f"{s[k + '_compile_s']:.2f}",
+           fmt_ratio(s.get(k + "_s", nan) / s["sweep_s"])] for k, label in names if k + "_s" in s]
+  out = (f"### Sweep: {s['configs']} Adam rates x {s['steps']} full-batch steps, digits MLP 64-32-10\n\n" + md_table(header, body)
+         + "\n\n\"sweep speedup\": the contender's time over `lr_jax.sweep`'s (above 1: the sweep is faster). Medians.\n")
+  if mem_rows:
+    mh = ["max_parallel", "strategy", "peak RSS MB (over baseline)", "device peak MB", "wall s (incl. compile)"]
+    mb = [[r["max_parallel"], r["strategy"], f"{r['rss_delta_mb']:.0f}",
+           "n/a" if r["device_peak_mb"] != r["device_peak_mb"] else f"{r['device_peak_mb']:.0f}", f"{r['wall_s']:.1f}"] for r in mem_rows]
+    out += "\nPeak memory of one sweep in a fresh process:\n\n" + md_table(mh, mb) + "\n"
+  return out
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--mode", choices=list(MODES), default="quick")
+  ap.add_argument("--child-mem", type=int, default=None, help=argparse.SUPPRESS)
+  args = ap.parse_args(argv)
+  if args.child_mem is not None:
+    _child_mem(args.child_mem, args.mode)
+    return
+  _, md = run(args.mode)
+  print(md)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,213 @@
+"""The ``lr-jax`` command line: every subcommand with tiny sizes, every error path.
+
+Commands run in-process through ``main(argv)`` (one subprocess checks the installed console
+script). Expected numbers come from closed forms and plain NumPy loops written here.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from lr_jax import schedules, tasks
+from lr_jax.cli import main
+
+
+def run(capsys, *argv):
+  rc = main(list(argv))
+  out, err = capsys.readouterr()
+  return rc, out, err
+
+
+def table(out: str) -> np.ndarray:
+  """The numeric rows of ``plot --table`` as an array (step first)."""
+  return np.array([[float(v) for v in line.split()] for line in out.splitlines()[1:]])
+
+
+def assert_png(path, min_bytes=10_000):
+  data = Path(path).read_bytes()
+  assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > min_bytes
+  image = matplotlib.image.imread(path)
+  assert image.shape[0] > 200 and image.shape[1] > 200 and image[..., :3].std() > 0.05  # not blank
+
+
+def test_plot_table_matches_closed_forms(capsys):
+  rc, out, err = run(
+    capsys, "plot", "step_decay", "init_value=2", "step_size=3", "gamma=0.5", "--steps", "8", "--table"
+  )
+  assert rc == 0 and err == ""
+  rows = table(out)
+  np.testing.assert_array_equal(rows[:, 0], np.arange(9))
+  np.testing.assert_allclose(rows[:, 1], [2 * 0.5 ** (t // 3) for t in range(9)], rtol=1e-6)
+
+
+def test_plot_overlays_groups_and_defaults_steps_to_total_steps(capsys):
+  argv = ["plot", "cosine_annealing", "init_value=1", "total_steps=20", "+", "cyclic", "base_value=0.1", "max_value=1",
+          "step_size_up=5", "mode=triangular2", "--table"]  # fmt: skip
+  rc, out, _ = run(capsys, *argv)
+  assert rc == 0
+  assert out.splitlines()[0].split()[1:3] == ["cosine_annealing(init_value=1,", "total_steps=20)"]
+  rows = table(out)
+  t = rows[:, 0]
+  assert t[0] == 0 and t[-1] == 20 and len(t) == 11  # default: 0..total_steps, 11 rows
+  np.testing.assert_allclose(rows[:, 1], [(1 + math.cos(math.pi * s / 20)) / 2 for s in t], atol=1e-6)
+  tri2 = [0.1 + 0.9 * max(0, 1 - abs(s / 5 - 2 * (s // 10) - 1)) / 2 ** (s // 10) for s in t]
+  np.testing.assert_allclose(rows[:, 2], tri2, atol=1e-6)
+
+
+def test_plot_writes_a_png(capsys, tmp_path):
+  path = tmp_path / "oc.png"
+  rc, out, _ = run(capsys, "plot", "one_cycle", "peak_value=0.1", "total_steps=1000", "--out", str(path))
+  assert rc == 0 and str(path) in out
+  assert_png(path)
+
+
+def test_plot_json_values_and_nested_schedules(capsys):
+  rc, out, _ = run(
+    capsys, "plot", "multistep_decay", "init_value=1", "milestones=[2, 4]", "--steps", "5", "--table", "+", "warmup",
+    'schedule={"name": "constant", "value": 0.5}', "warmup_steps=2",
+  )  # fmt: skip
+  assert rc == 0
+  rows = table(out.replace("multistep_decay(init_value=1, milestones=[2, 4])", "x").replace("warmup", "y"))
+  np.testing.assert_allclose(rows[:, 1], [1, 1, 0.1, 0.1, 0.01, 0.01], rtol=1e-6)
+  np.testing.assert_allclose(rows[:, 2], [0, 0.25, 0.5, 0.5, 0.5, 0.5], rtol=1e-6)
+
+
+def test_find_on_linreg(capsys, tmp_path):
+  path = tmp_path / "find.png"
+  rc, out, err = run(capsys, "find", "--task", "linreg", "--steps", "30", "--min-lr", "1e-3", "--max-lr", "3",
+                     "--out", str(path))  # fmt: skip
+  assert rc == 0, err
+  suggestion = float(out.split("suggested learning rate:")[1].split()[0])
+  assert 1e-3 <= suggestion <= 3
+  lrs = [
+    float(line.split()[0]) for line in out.splitlines()[1:] if line.strip() and line.split()[0][0].isdigit()
+  ]
+  assert lrs[0] == pytest.approx(1e-3, rel=1e-3) and lrs == sorted(lrs)
+  assert "find [" in err or "#" in err  # the progress bar
+  assert_png(path)
+
+
+def test_sweep_on_linreg_matches_a_numpy_loop(capsys, tmp_path):
+  rc, out, err = run(capsys, "sweep", "--task", "linreg", "--schedule", "cosine_annealing", "total_steps=30",
+                     "--peak", "0.01:0.5:3", "--steps", "30", "--out", str(tmp_path / "sw"))  # fmt: skip
+  assert rc == 0, err
+  rows = [line.split() for line in out.splitlines()[1:4]]
+  peaks = np.geomspace(0.01, 0.5, 3)
+  np.testing.assert_allclose([float(r[0]) for r in rows], peaks, rtol=2e-3)  # printed with 3 digits
+  xb, yb = (np.asarray(a, np.float64) for a in tasks.make("linreg").batches)
+  xt, yt = tasks.linreg_data(seed=1042)
+  for row, peak in zip(rows, peaks):  # SGD, momentum 0.9 (torch form), cosine from the peak over 30 steps
+    p, buf = np.zeros(2), np.zeros(2)
+    for t in range(30):
+      r = p[0] * xb[t % 10] + p[1] - yb[t % 10]
+      g = np.array([2 * np.mean(r * xb[t % 10]), 2 * np.mean(r)])
+      buf = g if t == 0 else 0.9 * buf + g
+      p = p - peak * (1 + math.cos(math.pi * t / 30)) / 2 * buf
+    final = np.mean((p[0] * xb[0] + p[1] - yb[0]) ** 2)  # the next batch of the cycle: 30 % 10
+    np.testing.assert_allclose(float(row[1]), final, rtol=1e-3, atol=1e-4)  # printed with 4 decimals
+    np.testing.assert_allclose(float(row[2]), np.mean((p[0] * xt + p[1] - yt) ** 2), rtol=1e-3, atol=1e-4)
+  assert "best: peak" in out
+  assert_png(tmp_path / "sw" / "sweep.png")
+  assert "![sweep](sweep.png)" in (tmp_path / "sw" / "sweep.md").read_text()
+
+
+def test_demo_tiny(capsys, tmp_path):
+  out_dir = tmp_path / "demo"
+  rc, out, err = run(capsys, "demo", "--out", str(out_dir), "--steps", "12")
+  assert rc == 0, err
+  for name in ("fixed 0.5", "step decay", "exponential decay", "1/t decay"):
+    line = next(row for row in out.splitlines() if row.startswith(name))
+    m, b = (float(v) for v in line.split()[-2:])
+    assert abs(m - 3) < 1 and abs(b - 2) < 1
+  assert "suggested learning rate:" in out and "best:" in out
+  assert "5 schedules x 8 peak rates" in out
+  summary = (out_dir / "summary.md").read_text()
+  for fig in ("schedules.png", "lr_find.png", "sweep.png"):
+    assert f"]({fig})" in summary
+    assert_png(out_dir / fig)
+  assert "sweep [" in err or "#" in err  # progress bars
+
+
+def test_help_exits_zero(capsys):
+  assert main(["--help"]) == 0
+  assert "demo" in capsys.readouterr().out
+
+
+def _file(tmp_path) -> str:
+  f = tmp_path / "a_file"
+  f.write_text("x")
+  return str(f)
+
+
+ONE_CYCLE = ["one_cycle", "peak_value=0.1", "total_steps=100"]
+LINREG = ["--task", "linreg", "--steps", "10"]
+
+
+@pytest.mark.parametrize(
+  "argv, expected",
+  [
+    (["plot", "nosuch"], ["unknown schedule 'nosuch'", "valid names:", "cosine_annealing", "one_cycle"]),
+    (["plot", "one_cycle", "peak_value"], ["malformed argument 'peak_value'", "key=value"]),
+    (["plot", "one_cycle", "=3"], ["malformed argument '=3'"]),
+    (["plot", "one_cycle", "peak_value="], ["malformed argument 'peak_value='"]),
+    (["plot", *ONE_CYCLE, "bogus=1"], ["one_cycle has no parameter 'bogus'", "pct_start"]),
+    (["plot", *ONE_CYCLE, "total_steps=5"], ["'total_steps' given twice"]),
+    (["plot", "peak_value=1"], ["expected a schedule name before 'peak_value=1'"]),
+    (["plot", *ONE_CYCLE, "+"], ["empty schedule group"]),
+    (["plot", *ONE_CYCLE, "--steps", "0", "--table"], ["--steps must be >= 1"]),
+    (["plot", *ONE_CYCLE, "--steps", "x"], ["argument --steps: invalid int value: 'x'"]),
+    (["plot", *ONE_CYCLE, "--out", "{file}/x.png"], ["cannot write --out", "does not exist"]),
+    (["plot", *ONE_CYCLE, "--out", "{dir}"], ["cannot write --out", "is a directory"]),
+    (["find", "--task", "mnist"], ["argument --task: invalid choice: 'mnist'"]),
+    (["find", *LINREG, "--min-lr", "1", "--max-lr", "0.1"], ["lr_find", "max_lr", "min_lr=1.0"]),
+    (["find", *LINREG, "--out", "{file}/f.png"], ["cannot write --out"]),
+    (["sweep", *LINREG, "--schedule", "nosuch", "--peak", "0.1:1:2"], ["unknown schedule 'nosuch'", "constant"]),
+    (["sweep", *LINREG, "--schedule", "cosine_annealing", "total_steps=0", "--peak", "0.1:1:2"],
+     ["cosine_annealing: `total_steps` must be > 0, got total_steps=0."]),
+    (["sweep", *LINREG, "--schedule", "cosine_annealing", "total_steps=9", "--peak", "abc"], ["--peak must be LO:HI:N"]),
+    (["sweep", *LINREG, "--schedule", "cosine_annealing", "total_steps=9", "--peak", "1:0.1:3"], ["0 < LO <= HI"]),
+    (["sweep", *LINREG, "--schedule", "join", "--peak", "0.1:1:2"], ["--peak cannot set a rate of 'join'"]),
+    (["sweep", *LINREG, "--schedule", "cosine_annealing", "init_value=1", "total_steps=9", "--peak", "0.1:1:2"],
+     ["--peak sets cosine_annealing's init_value"]),
+    (["sweep", *LINREG, "--schedule", "cosine_annealing", "total_steps=9", "--peak", "0.1:1:2", "--out", "{file}/d"],
+     ["cannot create --out directory"]),
+    (["sweep", *LINREG, "--peak", "0.1:1:2"], ["the following arguments are required: --schedule"]),
+    (["demo", "--out", "{file}/d"], ["cannot create --out directory", "a_file/d"]),
+    ([], ["the following arguments are required: command"]),
+    (["nosuch"], ["invalid choice: 'nosuch'"]),
+    (["plot", *ONE_CYCLE, "--table", "+", "constant", "--bogus"], ["unrecognized arguments: + constant --bogus"]),
+    (["find", *LINREG, "extra"], ["unrecognized arguments: extra"]),
+  ],
+)  # fmt: skip
+def test_errors_exit_2_with_one_line(capsys, tmp_path, argv, expected):
+  argv = [a.replace("{file}", _file(tmp_path)).replace("{dir}", str(tmp_path)) for a in argv]
+  rc, _, err = run(capsys, *argv)
+  assert rc == 2
+  assert err.endswith("\n") and err.count("\n") == 1, err  # exactly one line, no traceback
+  assert err.startswith("lr-jax") and "error:" in err
+  for text in expected:
+    assert text in err, err
+
+
+def test_rejected_value_gives_the_schedules_own_message(capsys):
+  with pytest.raises(ValueError) as info:
+    schedules.one_cycle(0.1, total_steps=100, pct_start=1.5)
+  rc, _, err = run(capsys, "plot", *ONE_CYCLE, "pct_start=1.5", "--table")
+  assert rc == 2 and err == f"lr-jax plot: error: {info.value}\n"
+  rc, _, err = run(capsys, "plot", "cyclic", "base_value=0.1", "max_value=1", "mode=bogus", "--table")
+  assert rc == 2 and "cyclic: `mode` must be one of" in err and "mode='bogus'" in err
+
+
+def test_console_script():
+  script = Path(sys.executable).with_name("lr-jax")
+  assert script.exists(), "the lr-jax console script is not installed in this environment"
+  ok = subprocess.run([str(script), "plot", "step_decay", "init_value=1", "step_size=2", "--steps", "2", "--table"],
+                      check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+  assert ok.returncode == 0 and table(ok.stdout)[:, 1].tolist() == [1.0, 1.0, 0.1]
