@@ -52,6 +52,22 @@ JUNK = [
 WRONG = st.one_of(st.sampled_from(BAD_SCALARS + JUNK), st.floats(allow_nan=True, allow_infinity=True), st.integers())
 
 
+def _small(v) -> bool:
+  try:
+    return not np.any(np.abs(np.asarray(v, np.float64)) >= 1e4)
+  except (TypeError, ValueError):
+    return True
+
+
+# lr_find / sweep allocate num_steps x num_repeats arrays: huge (valid-looking) counts are left to
+# test_tools_reject_step_counts_beyond_int32 below, which never allocates.
+TOOL_WRONG = st.one_of(
+  st.sampled_from([v for v in BAD_SCALARS + JUNK if _small(v)]),
+  st.floats(-1e4, 1e4) | st.sampled_from([NAN, INF, -INF]),
+  st.integers(-(10**4), 10**4),
+)
+
+
 def _fits_float32(kwargs) -> bool:
   """Every numeric leaf of the arguments is finite in float32 (else an inf rate is the input's)."""
   for v in jax.tree.leaves(kwargs, is_leaf=lambda x: isinstance(x, schedules.Schedule)):
@@ -75,12 +91,12 @@ def _check_error(e: Exception, fn: str, params):
   assert any(re.search(rf"\b{re.escape(p)}\b", msg) for p in params), (fn, params, msg)
 
 
-def _draw_kwargs(data, good: dict, extra_wrong=()):
+def _draw_kwargs(data, good: dict, extra_wrong=(), wrong=WRONG):
   names = sorted(good)
   corrupt = data.draw(st.sets(st.sampled_from(names), max_size=min(3, len(names))), label="corrupt")
   kwargs = dict(good)
   for n in sorted(corrupt):
-    kwargs[n] = data.draw(st.one_of(WRONG, st.sampled_from(list(extra_wrong)) if extra_wrong else WRONG), label=n)
+    kwargs[n] = data.draw(st.one_of(wrong, st.sampled_from(list(extra_wrong)) if extra_wrong else wrong), label=n)
   return kwargs
 
 
@@ -190,7 +206,7 @@ LR_FIND_GOOD = dict(min_lr=1e-4, max_lr=1.0, num_steps=10, mode="exponential", s
 @settings(max_examples=TOOL_EXAMPLES, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_fuzz_lr_find_arguments(data):
-  kwargs = _draw_kwargs(data, LR_FIND_GOOD, extra_wrong=[optax.sgd(0.1), 10, 9, 11.5, "linear", "valley"])
+  kwargs = _draw_kwargs(data, LR_FIND_GOOD, [optax.sgd(0.1), 10, 9, 11.5, "linear", "valley"], TOOL_WRONG)
   STATS["lr_find"]["examples"] += 1
   try:
     res = lr_jax.lr_find(_loss, jnp.ones(2), jnp.zeros((2, 2)), **kwargs)
@@ -210,7 +226,7 @@ WRONG_GRIDS = [{}, [], {"lr": []}, {"lr": "abc"}, {"lr": [None]}, {"lr": ["a"]},
 @settings(max_examples=TOOL_EXAMPLES, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_fuzz_sweep_arguments(data):
-  kwargs = _draw_kwargs(data, SWEEP_GOOD, extra_wrong=WRONG_GRIDS)
+  kwargs = _draw_kwargs(data, SWEEP_GOOD, WRONG_GRIDS, TOOL_WRONG)
   STATS["sweep"]["examples"] += 1
   try:
     res = lr_jax.sweep(_loss, jnp.ones(2), jnp.zeros((2, 2)), optimizer=lambda h: optax.sgd(h["lr"]), **kwargs)

@@ -170,3 +170,17 @@ def test_strict_promotion_and_config():
     gamma=1.0,
   )
   np.testing.assert_array_equal(S.from_config(cfg)(STEPS), s(STEPS))
+
+
+VMAPPED = jax.jit(jax.vmap(lambda b, m, u, d, g: S.cyclic(b, m, u, d, "exp_range", g)(STEPS)))
+
+
+@given(st.lists(hyper, min_size=3, max_size=3))
+def test_vmap_over_every_hyperparameter_equals_loop(hs):
+  cols = [jnp.array([h[k] for h in hs], jnp.float32) for k in ("base", "peak", "up", "down", "gamma")]
+  got = np.asarray(VMAPPED(*cols))
+  for i, h in enumerate(hs):
+    want = EVAL(
+      S.cyclic(h["base"], h["peak"], float(h["up"]), float(h["down"]), "exp_range", h["gamma"]), STEPS
+    )
+    np.testing.assert_allclose(got[i], want, rtol=2e-6, atol=1e-7 * max(h["base"], h["peak"]))

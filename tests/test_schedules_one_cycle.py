@@ -190,3 +190,17 @@ def test_config_round_trip_keeps_static_options():
   np.testing.assert_array_equal(r(STEPS), s(STEPS))
   m = S.one_cycle_momentum(100, 0.25, "linear", 0.8, 0.9, True)
   np.testing.assert_array_equal(S.from_config(m.to_config())(STEPS), m(STEPS))
+
+
+VMAPPED = jax.jit(
+  jax.vmap(lambda pk, n, p, d, fd: S.one_cycle(pk, n, p, "cos", d, fd, True)(STEPS))
+)  # one compile for every example below
+
+
+@given(st.lists(hyper, min_size=3, max_size=3))
+def test_vmap_over_every_hyperparameter_equals_loop(hs):
+  cols = [jnp.array([h[k] for h in hs], jnp.float32) for k in ("peak", "n", "pct", "div", "final_div")]
+  got = np.asarray(VMAPPED(*cols))
+  for i, h in enumerate(hs):
+    want = EVAL(S.one_cycle(h["peak"], h["n"], h["pct"], "cos", h["div"], h["final_div"], True), STEPS)
+    np.testing.assert_allclose(got[i], want, rtol=2e-6, atol=1e-7 * h["peak"])

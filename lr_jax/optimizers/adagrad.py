@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from lr_jax._validation import all_ok, flag, poison
-from lr_jax.optimizers.sgd import (
+from lr_jax.optimizers._common import (
   _learning_rate,
   _map_leaves,
   _moment_dtype_option,
