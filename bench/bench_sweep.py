@@ -38,10 +38,9 @@ import lr_jax  # noqa: E402
 from lr_jax import optimizers as O  # noqa: E402
 from lr_jax import tasks  # noqa: E402
 
-try:
-  import torch
-except ImportError:  # pragma: no cover
-  torch = None
+torch = None  # imported in run(): the memory subprocesses do not load it
+
+TORCH_THREADS = 1  # PyTorch's fastest setting for these small matmuls on a shared 2-core CPU (2 threads: 5-50x slower)
 
 # configs, steps, repeats, max_parallel values for the memory table
 MODES = {
@@ -82,6 +81,14 @@ def _torch_runner(d, lrs, num_steps, params):
   w = [(torch.from_numpy(np.asarray(layer["w"]).T.copy()), torch.from_numpy(np.array(layer["b"]))) for layer in params]
 
   def run():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TORCH_THREADS)
+    try:
+      return _run()
+    finally:
+      torch.set_num_threads(threads)
+
+  def _run():
     finals = []
     for lr in lrs:
       model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
@@ -104,6 +111,11 @@ def _torch_runner(d, lrs, num_steps, params):
 
 
 def run(mode: str = "quick") -> tuple[list[dict], str]:
+  global torch
+  try:
+    import torch
+  except ImportError:  # pragma: no cover
+    torch = None
   num_configs, num_steps, repeats, mem_values = MODES[mode]
   d, batches, params, lrs = problem(num_configs)
   batch = jax.tree.map(lambda b: b[0], batches)
@@ -122,7 +134,6 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
     out = [train(params, batch, lr, num_steps)[1] for lr in lrs]
     jax.block_until_ready(out)
 
-  @jax.jit
   def _step(p, s, lr):
     tx = O.adam(lr)
     loss, g = jax.value_and_grad(tasks.mlp_loss)(p, batch)
@@ -147,31 +158,21 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
     fns["torch"] = _torch_runner(d, lrs, num_steps, params)
     _torch_runner(d, lrs[:1], 3, params)()  # warm up torch's first-call costs
 
-  # Compile times: the first call minus a steady call (sweep); XLA compile of the jitted pieces.
+  # Compile time of each JAX contender: its first call (trace + compile + one run) minus a steady run.
   compile_s = {}
-  for k in ("sweep", "sweep_vmap"):
+  for k in ("sweep", "sweep_vmap", "loop_of_scans", "per_step"):
     t0 = time.perf_counter()
     fns[k]()
     compile_s[k] = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  train.lower(params, batch, jnp.float32(lrs[0]), num_steps).compile()
-  compile_s["loop_of_scans"] = time.perf_counter() - t0
-  s0 = O.adam(jnp.float32(0.1)).init(params)
-  t0 = time.perf_counter()
-  step.lower(params, s0, jnp.float32(0.1)).compile()
-  compile_s["per_step"] = time.perf_counter() - t0
-  log(f"sweep: compiled {compile_s}")
-  loop_of_scans()  # fills the jit cache
-  per_step()
   samples = interleave(fns, repeats, warmup=0)
   med = {k: median(v) for k, v in samples.items()}
-  for k in ("sweep", "sweep_vmap"):
+  for k in compile_s:
     compile_s[k] = max(compile_s[k] - med[k], 0.0)
   chosen = results[None]
   base = {"name": "sweep/digits_mlp", "configs": num_configs, "steps": num_steps}
   for k, v in samples.items():
     emit(dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v, compile_s=compile_s.get(k)))
-  summary = dict(base, contender="summary", strategy=chosen.strategy, chunk_size=chosen.chunk_size,
+  summary = dict(base, contender="summary", strategy=chosen.strategy, torch_threads=TORCH_THREADS, chunk_size=chosen.chunk_size,
                  **{f"{k}_s": med[k] for k in med}, **{f"{k}_compile_s": v for k, v in compile_s.items()},
                  speedup_vs_loop_of_scans=med["loop_of_scans"] / med["sweep"],
                  speedup_vs_torch=med["torch"] / med["sweep"] if "torch" in med else None,
@@ -212,14 +213,14 @@ def markdown(s: dict, mem_rows: list[dict]) -> str:
   nan = float("nan")
   header = ["contender", "run s", "compile s", "sweep speedup"]
   names = [("sweep", f"lr_jax.sweep (chose `{s['strategy']}`, chunk {s['chunk_size']})"), ("sweep_vmap", f"lr_jax.sweep, max_parallel={s['configs']} (vmap)"),
-           ("loop_of_scans", f"loop of {s['configs']} jitted scans"), ("per_step", "per-step jitted loop"), ("torch", "PyTorch loop")]
+           ("loop_of_scans", f"loop of {s['configs']} jitted scans"), ("per_step", "per-step jitted loop"), ("torch", f"PyTorch loop ({s['torch_threads']} thread)")]
   body = [[label, f"{s.get(k + '_s', nan):.2f}", "n/a" if s.get(k + "_compile_s") is None else f"{s[k + '_compile_s']:.2f}",
            fmt_ratio(s.get(k + "_s", nan) / s["sweep_s"])] for k, label in names if k + "_s" in s]
   out = (f"### Sweep: {s['configs']} Adam rates x {s['steps']} full-batch steps, digits MLP 64-32-10\n\n" + md_table(header, body)
          + "\n\n\"sweep speedup\": the contender's time over `lr_jax.sweep`'s (above 1: the sweep is faster). Medians.\n")
   if mem_rows:
     mh = ["max_parallel", "strategy", "peak RSS MB (over baseline)", "device peak MB", "wall s (incl. compile)"]
-    mb = [[r["max_parallel"], r["strategy"], f"{r['rss_delta_mb']:.0f}",
+    mb = [[r["max_parallel"], r["strategy"], f"{r['rss_delta_mb']:.1f}",
            "n/a" if r["device_peak_mb"] != r["device_peak_mb"] else f"{r['device_peak_mb']:.0f}", f"{r['wall_s']:.1f}"] for r in mem_rows]
     out += "\nPeak memory of one sweep in a fresh process:\n\n" + md_table(mh, mb) + "\n"
   return out

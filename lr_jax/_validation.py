@@ -85,6 +85,8 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
     if arr.ndim > (1 if allow_array else 0):
       kind = "a 1-D sequence of numbers" if allow_array else "a scalar"
       raise ValueError(f"{fn}: `{name}` must be {kind}, got {name} with shape {arr.shape}.")
+    if isinstance(value, (list, tuple)) and arr.dtype == np.float64:
+      arr = arr.astype(np.float32)  # plain Python floats are "weak": compute in float32, as scalars do
     out = arr
     arr = arr.astype(np.float64)
   if not np.all(np.isfinite(arr)):

@@ -161,11 +161,16 @@ class SweepResult(NamedTuple):
       rows.append(row)
     return rows
 
-  def best(self) -> dict:
-    """The :meth:`table` row of the valid configuration with the lowest ``eval`` (else ``final_loss``).
+  def best(self, key: str | None = None, mode: str = "min") -> dict:
+    """The :meth:`table` row of the best valid configuration.
+
+    Args:
+      key: ``"eval"`` or ``"final_loss"``; default ``"eval"`` when an ``eval_fn`` was given, else
+        ``"final_loss"``.
+      mode: ``"min"`` (losses) or ``"max"`` (accuracies).
 
     Raises:
-      ValueError: if no configuration is valid.
+      ValueError: if no configuration is valid, or ``key`` / ``mode`` is unknown.
 
     Examples:
       >>> import jax.numpy as jnp, optax
@@ -175,10 +180,18 @@ class SweepResult(NamedTuple):
       >>> print(res.best()["lr"])
       0.4
     """
-    score = self.eval if self.eval is not None else self.final_loss
-    score = np.where(self.valid, score, np.inf)
+    if key is None:
+      key = "eval" if self.eval is not None else "final_loss"
+    if key not in ("eval", "final_loss") or (key == "eval" and self.eval is None):
+      raise ValueError(f"SweepResult.best: `key` must be 'final_loss' or (with an eval_fn) 'eval', got key={key!r}.")
+    if mode not in ("min", "max"):
+      raise ValueError(f"SweepResult.best: `mode` must be 'min' or 'max', got mode={mode!r}.")
     if not np.any(self.valid):
       raise ValueError("SweepResult.best: no configuration finished with finite losses.")
+    score = np.asarray(self.eval if key == "eval" else self.final_loss, dtype=np.float64)
+    if mode == "max":
+      score = -score
+    score = np.where(self.valid & np.isfinite(score), score, np.inf)
     return self.table()[int(np.argmin(score))]
 
   def plot(self, ax=None):

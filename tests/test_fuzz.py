@@ -103,7 +103,7 @@ def _draw_kwargs(data, good: dict, extra_wrong=(), wrong=WRONG):
 # ----------------------------------------------------------------------------------------- schedules
 
 SCHEDULE_NAMES = [n for n in schedules.__all__ if n not in ("Schedule", "from_config")]
-WRONG_SCHEDULES = [None, 1.0, "cosine", [], [None], {}, [1.0, 2.0], optax.adam(1e-3)]
+WRONG_SCHEDULES = [None, 1.0, "cosine", [], [None], {}, [1.0, 2.0], np.array([1.0])]
 
 
 def _schedule_good(name):
@@ -133,14 +133,18 @@ def test_fuzz_schedule_constructor(name, data):
       s = ctor(**kwargs)
   except Exception as e:  # noqa: BLE001 - the type is what is under test
     STATS[name]["rejected"] += 1
+    STATS[name]["failed"] += 1
     _check_error(e, name, list(good))
+    STATS[name]["failed"] -= 1
     return
   STATS[name]["built"] += 1
+  STATS[name]["failed"] += 1  # undone below if the checks pass
   rates = np.asarray(s(STEPS))
   assert rates.shape == STEPS.shape and rates.dtype == np.float32
   assert not np.any(np.isnan(rates)), (name, kwargs, rates)  # a concrete schedule never silently NaNs
   if _fits_float32(kwargs):
     assert np.all(np.isfinite(rates)), (name, kwargs, rates)
+  STATS[name]["failed"] -= 1
 
 
 # ---------------------------------------------------------------------------------------- optimizers
@@ -178,9 +182,12 @@ def test_fuzz_optimizer_constructor(name, data):
     tx = ctor(**kwargs)
   except Exception as e:  # noqa: BLE001
     STATS[name]["rejected"] += 1
+    STATS[name]["failed"] += 1
     _check_error(e, name, list(good))
+    STATS[name]["failed"] -= 1
     return
   STATS[name]["built"] += 1
+  STATS[name]["failed"] += 1  # undone below if the checks pass
   state = tx.init(PARAMS)
   extra = {"value": jnp.float32(1.0)} if name == "reduce_on_plateau" else {}
   for _ in range(2):
@@ -190,6 +197,7 @@ def test_fuzz_optimizer_constructor(name, data):
   assert not any(np.any(np.isnan(u)) for u in leaves), (name, kwargs, leaves)
   if _fits_float32(kwargs):
     assert all(np.all(np.isfinite(u)) for u in leaves), (name, kwargs, leaves)
+  STATS[name]["failed"] -= 1
 
 
 # --------------------------------------------------------------------------------- lr_find and sweep
@@ -244,9 +252,108 @@ def test_fuzz_volume():
   ran = {n: c for n, c in STATS.items() if c["examples"]}
   if not ran:
     pytest.skip("run together with the fuzz tests above")
-  for name, c in ran.items():
-    assert c["examples"] >= expected[name], (name, c)
-    assert c["built"] > 0 and c["rejected"] > 0, (name, c)
-  print("\nfuzz volume (examples / built / rejected):")
+  print("\nfuzz volume (examples / built / rejected / failing):")
   for name, c in sorted(ran.items()):
-    print(f"  {name:22s} {c['examples']:3d} {c['built']:3d} {c['rejected']:3d}")
+    print(f"  {name:22s} {c['examples']:3d} {c['built']:3d} {c['rejected']:3d} {c['failed']:3d}")
+  for name, c in ran.items():
+    if not c["failed"]:  # a failing example stops hypothesis early; that failure is reported above
+      assert c["examples"] >= expected[name], (name, c)
+      assert c["built"] > 0 and c["rejected"] > 0, (name, c)
+
+
+# ------------------------------------------- regressions: one deterministic test per fuzz finding
+
+
+@pytest.mark.parametrize("name, kwargs", [
+  ("constant", dict(value=2**31)),
+  ("cosine_annealing", dict(init_value=1.0, total_steps=2**31)),
+  ("inverse_sqrt", dict(peak_value=1.0, warmup_steps=2**31)),
+  ("inverse_time_decay", dict(init_value=1.0, decay_rate=2**63)),
+])
+def test_python_ints_beyond_int32_are_hyperparameters_like_any_other(name, kwargs):
+  """Found by fuzzing: a Python int >= 2**31 passes validation, then ``s(step)`` raised OverflowError
+  from ``jnp.asarray`` (int32) inside ``as_float``. It is a number: use it (or reject it by name)."""
+  try:
+    s = getattr(schedules, name)(**kwargs)
+  except ValueError as e:
+    _check_error(e, name, list(kwargs))
+    return
+  rates = np.asarray(s(STEPS))
+  assert np.all(np.isfinite(rates)), rates
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad"])
+def test_optimizer_python_int_beyond_int32(name):
+  """Found by fuzzing: ``eps=2**31`` (or ``momentum=2**31``) raised OverflowError in ``update``."""
+  kw = dict(momentum=2**31) if name == "sgd" else dict(eps=2**31)
+  try:
+    tx = getattr(optimizers, name)(0.1, **kw)
+  except ValueError as e:
+    _check_error(e, name, list(kw))
+    return
+  u, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(u))
+
+
+@pytest.mark.parametrize("name, kwargs", [
+  ("linear", dict(init_value=-1e300, end_value=1.0, total_steps=50)),
+  ("cosine_annealing", dict(init_value=1.0, total_steps=100, end_value=1e300)),
+  ("inverse_time_decay", dict(init_value=1.0, decay_rate=1e300)),
+  ("step_decay", dict(init_value=1e300, step_size=30, gamma=0.5)),
+  ("one_cycle", dict(peak_value=1e300, total_steps=100)),
+  ("warmup", dict(schedule=schedules.constant(1.0), warmup_steps=1e300)),
+])
+def test_values_beyond_float32_never_give_silent_nan(name, kwargs):
+  """Found by fuzzing: finite float64 values that overflow float32 (1e300) pass ``number`` and the
+  rates come out NaN (inf - inf, inf * 0). Expected: a ValueError naming the parameter (or finite rates)."""
+  try:
+    s = getattr(schedules, name)(**kwargs)
+  except ValueError as e:
+    _check_error(e, name, list(kwargs))
+    return
+  assert not np.any(np.isnan(np.asarray(s(STEPS)))), s(STEPS)
+
+
+def test_multiply_needs_at_least_one_schedule():
+  """Found by fuzzing: ``multiply()`` built a schedule whose call raised JAX's concatenate TypeError."""
+  with pytest.raises(ValueError, match="multiply: `schedules`"):
+    schedules.multiply()(STEPS)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
+def test_learning_rate_that_is_neither_number_nor_callable_is_rejected(name):
+  """Found by fuzzing: a list/tuple/dict/GradientTransformation learning rate passed construction and
+  failed in ``update`` with "unsupported operand type(s) for *" (or a TypeError from Optax)."""
+  for lr in ([], [0.1], (0.1,), {"a": 1}, optax.adam(0.1)):
+    with pytest.raises(ValueError, match=rf"{name}: `learning_rate`"):
+      tx = getattr(optimizers, name)(lr)
+      tx.update(GRADS, tx.init(PARAMS), PARAMS)
+
+
+def test_multistep_growth_never_overflows_to_inf():
+  """Found by fuzzing: ``multistep_decay(1.0, [30, 80], gamma=1e30)`` gives inf from step 80 on
+  (gamma**2 overflows float32); DESIGN: rates are finite for every step."""
+  try:
+    s = schedules.multistep_decay(1.0, [30, 80], gamma=1e30)
+  except ValueError as e:
+    _check_error(e, "multistep_decay", ["gamma", "milestones"])
+    return
+  assert np.all(np.isfinite(np.asarray(s(STEPS))))
+
+
+def test_cosine_warm_restarts_tiny_period_stays_finite():
+  """Found by fuzzing: ``cosine_warm_restarts(1.0, period=1e-30, period_mult=2)`` is NaN at step 2**31-1."""
+  s = schedules.cosine_warm_restarts(1.0, 1e-30, 2, 0.01)
+  assert np.all(np.isfinite(np.asarray(s(STEPS))))
+
+
+@pytest.mark.parametrize("num_steps", [1e30, 2**40])
+def test_tools_reject_step_counts_beyond_int32(num_steps):
+  """Found by fuzzing: ``num_steps`` >= 2**31 gave OverflowError from JAX (and 2**31 exactly tried
+  to allocate 8 GiB in lr_find). Step counters are int32: a count beyond it must be a ValueError."""
+  loss = lambda w, b: jnp.mean((w - b) ** 2)  # noqa: E731
+  with pytest.raises(ValueError, match="lr_find: `num_steps`"):
+    lr_jax.lr_find(loss, jnp.ones(2), jnp.zeros((2, 2)), num_steps=num_steps, optimizer=optax.sgd)
+  with pytest.raises(ValueError, match="sweep: `num_steps`"):
+    lr_jax.sweep(loss, jnp.ones(2), jnp.zeros((2, 2)), num_steps=num_steps, optimizer=lambda h: optax.sgd(h["lr"]),
+                 grid={"lr": [0.1]})

@@ -47,10 +47,17 @@ def register(name: str):
 
 
 def compute_dtype(*values) -> jnp.dtype:
-  """float32, unless a hyperparameter is a float64 array and x64 is on."""
+  """float32, unless a hyperparameter is a (strongly typed) float64 array and x64 is on.
+
+  Python numbers, and the weakly typed arrays they become inside ``jit``, do not count: with x64
+  on, ``cosine_annealing(1.0, 100)`` still computes in float32, as it does when passed to ``jit``.
+  """
   for v in jax.tree_util.tree_leaves(values):
+    if isinstance(v, (int, float)):
+      continue
     dt = getattr(v, "dtype", None)
-    if dt is not None and jax.dtypes.canonicalize_dtype(dt) == jnp.float64:
+    weak = getattr(v, "weak_type", False) or getattr(getattr(v, "aval", None), "weak_type", False)
+    if dt is not None and not weak and jax.dtypes.canonicalize_dtype(dt) == jnp.float64:
       return jnp.dtype(jnp.float64)
   return jnp.dtype(jnp.float32)
 
@@ -109,7 +116,11 @@ def _encode(v):
   if isinstance(v, jax.core.Tracer):
     raise TypeError("to_config: a schedule with traced hyperparameters cannot be serialized.")
   if isinstance(v, (np.ndarray, jax.Array, np.generic)):
-    return np.asarray(v).tolist()
+    a = np.asarray(v)
+    if a.dtype == np.float32:  # shortest decimal that round-trips to the same float32
+      flat = [float(str(x)) for x in a.ravel()]
+      return flat[0] if a.ndim == 0 else np.array(flat, dtype=object).reshape(a.shape).tolist()
+    return a.tolist()
   return v
 
 
