@@ -193,6 +193,19 @@ def memory(max_parallel: int, mode: str) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _peak_rss_mb() -> float:
+  """This process' peak resident memory. /proc's VmHWM starts afresh at exec; ru_maxrss does not on
+  Linux (a child started from a big parent reports the parent's peak)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child_mem(max_parallel: int, mode: str) -> None:
   num_configs, num_steps, _, _ = MODES[mode]
   _, batches, params, lrs = problem(num_configs)
@@ -205,7 +218,7 @@ def _child_mem(max_parallel: int, mode: str) -> None:
   wall = time.perf_counter() - t0
   stats = jax.devices()[0].memory_stats() or {}
   print(json.dumps({"max_parallel": max_parallel, "strategy": strategy, "wall_s": wall,
-                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "peak_rss_mb": _peak_rss_mb(),
                     "device_peak_mb": stats.get("peak_bytes_in_use", float("nan")) / 2**20}))
 
 

@@ -22,6 +22,22 @@ def test_readme_doctests_pass():
   globs = {}
   for i, block in enumerate(_blocks()):
     test = parser.get_doctest(block, globs, f"README block {i}", str(README), 0)
-    runner.run(test)
+    runner.run(test, clear_globs=False)
+    globs = test.globs  # DocTest copies its globals: carry them to the next block
   result = runner.summarize(verbose=False)
   assert result.failed == 0, f"{result.failed} README doctest lines failed (see output above)"
+
+
+def test_readme_console_blocks_print_what_they_show(capsys):
+  from lr_jax.cli import main
+
+  text = README.read_text()
+  blocks = re.findall(r"```console\n(.*?)```", text, flags=re.S)
+  assert blocks
+  for block in blocks:
+    lines = block.rstrip("\n").split("\n")
+    assert lines[0].startswith("$ lr-jax ")
+    argv = lines[0][len("$ lr-jax ") :].split()
+    assert main(argv) == 0
+    out = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert [o.rstrip() for o in out] == [x.rstrip() for x in lines[1:]]
