@@ -9,12 +9,13 @@ medians (and minima) of every sample.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 
@@ -68,7 +69,11 @@ def emit(record: dict) -> dict:
 
 
 def interleave(
-  fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2, budget_s: float = 0.0, max_repeats: int = 101
+  fns: dict[str, Callable[[], None]],
+  repeats: int,
+  warmup: int = 2,
+  budget_s: float = 0.0,
+  max_repeats: int = 101,
 ) -> dict[str, list[float]]:
   """Seconds per call of each ``fn`` (each must block until its result is ready), round-robin.
 
@@ -108,14 +113,14 @@ def median(xs) -> float:
 
 
 def fmt_ms(s: float) -> str:
-  if s != s:  # NaN
+  if math.isnan(s):
     return "n/a"
   ms = s * 1e3
   return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
 def fmt_ratio(x: float) -> str:
-  return "n/a" if x != x else f"{x:.2f}"
+  return "n/a" if math.isnan(x) else f"{x:.2f}"
 
 
 def md_table(header: list[str], rows: list[list]) -> str:

@@ -26,12 +26,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # torch-lr-finder's progress bar
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
+from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median
 
-from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median  # noqa: E402
-import lr_jax  # noqa: E402
-from lr_jax import tasks  # noqa: E402
+import lr_jax
+from lr_jax import tasks
 
 try:
   import torch
@@ -39,7 +39,11 @@ except ImportError:  # pragma: no cover
   torch = None
 
 TORCH_THREADS = 1  # PyTorch's fastest setting for these small matmuls on a shared 2-core CPU
-MODES = {"smoke": (10, 1, 0.0), "quick": (100, 5, 4.0), "full": (100, 15, 15.0)}  # num_steps, repeats, budget s
+MODES = {
+  "smoke": (10, 1, 0.0),
+  "quick": (100, 5, 4.0),
+  "full": (100, 15, 15.0),
+}  # num_steps, repeats, budget s
 
 
 def _torch_model(params):
@@ -81,7 +85,7 @@ def torch_lr_finder_fn(task, num_steps):
     model = _torch_model(task.params)
     opt = torch.optim.SGD(model.parameters(), lr=1e-7, momentum=0.9)
     finder = LRFinder(model, opt, torch.nn.CrossEntropyLoss(), device="cpu")
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
       finder.range_test(loader, end_lr=10.0, num_iter=num_steps, step_mode="exp", diverge_th=math.inf)
     return finder.history["lr"]
 
@@ -124,9 +128,16 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
 
   def finder(num_repeats):
     def f():
-      res = lr_jax.lr_find(task.loss_fn, task.params, task.batches, num_steps=num_steps, num_repeats=num_repeats,
-                           key=jax.random.key(0) if num_repeats > 1 else None)
+      res = lr_jax.lr_find(
+        task.loss_fn,
+        task.params,
+        task.batches,
+        num_steps=num_steps,
+        num_repeats=num_repeats,
+        key=jax.random.key(0) if num_repeats > 1 else None,
+      )
       results[num_repeats] = res
+
     return f
 
   fns = {"lr_find": finder(1), "lr_find_x8": finder(8)}
@@ -135,35 +146,65 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
     if f is not None:
       fns["torch_lr_finder"] = f
     else:
-      log("finder: torch-lr-finder is not installed (pip install --no-deps torch-lr-finder); only the plain torch loop runs")
+      log(
+        "finder: torch-lr-finder is not installed (pip install --no-deps torch-lr-finder); only the plain torch loop runs"
+      )
     fns["torch_loop"] = torch_loop_fn(task, num_steps)
   compile_s = {k: first_call(f) for k, f in fns.items()}
   samples = interleave(fns, repeats, budget_s=budget, max_repeats=51)
   med = {k: median(v) for k, v in samples.items()}
   base = {"name": "finder/digits_mlp", "steps": num_steps}
   for k, v in samples.items():
-    emit(dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v,
-              compile_s=max(compile_s[k] - med[k], 0.0) if k.startswith("lr_find") else None))
-  summary = dict(base, contender="summary", **{f"{k}_s": v for k, v in med.items()},
-                 **{f"{k}_compile_s": max(compile_s[k] - med[k], 0.0) for k in ("lr_find", "lr_find_x8")},
-                 speedup_vs_torch_lr_finder=med["torch_lr_finder"] / med["lr_find"] if "torch_lr_finder" in med else None,
-                 speedup_vs_torch_loop=med["torch_loop"] / med["lr_find"] if "torch_loop" in med else None,
-                 repeats8_over_1=med["lr_find_x8"] / med["lr_find"], torch_threads=TORCH_THREADS,
-                 suggestion_1=float(results[1].suggestion), suggestion_8=float(results[8].suggestion))
+    emit(
+      dict(
+        base,
+        contender=k,
+        run_s=med[k],
+        min_s=float(np.min(v)),
+        samples_s=v,
+        compile_s=max(compile_s[k] - med[k], 0.0) if k.startswith("lr_find") else None,
+      )
+    )
+  summary = dict(
+    base,
+    contender="summary",
+    **{f"{k}_s": v for k, v in med.items()},
+    **{f"{k}_compile_s": max(compile_s[k] - med[k], 0.0) for k in ("lr_find", "lr_find_x8")},
+    speedup_vs_torch_lr_finder=med["torch_lr_finder"] / med["lr_find"] if "torch_lr_finder" in med else None,
+    speedup_vs_torch_loop=med["torch_loop"] / med["lr_find"] if "torch_loop" in med else None,
+    repeats8_over_1=med["lr_find_x8"] / med["lr_find"],
+    torch_threads=TORCH_THREADS,
+    suggestion_1=float(results[1].suggestion),
+    suggestion_8=float(results[8].suggestion),
+  )
   emit(summary)
   return [summary], markdown(summary)
 
 
 def markdown(s: dict) -> str:
   nan = float("nan")
-  rows = [("lr_find", "lr_jax.lr_find"), ("lr_find_x8", "lr_jax.lr_find, num_repeats=8"),
-          ("torch_lr_finder", "torch-lr-finder `range_test`"), ("torch_loop", "plain PyTorch loop, same algorithm")]
-  body = [[label, fmt_ms(s[k + "_s"]), fmt_ms(s.get(k + "_compile_s", nan)), fmt_ratio(s[k + "_s"] / s["lr_find_s"])]
-          for k, label in rows if k + "_s" in s]
-  return (f"### LR range test: {s['steps']} steps, digits MLP, batches of 64\n\n"
-          + md_table(["contender", "run ms", "compile ms", "/ lr_find"], body)
-          + f"\n\nMedians. PyTorch with {s['torch_threads']} thread (its fastest here). 8 repeats cost "
-          f"{s['repeats8_over_1']:.2f}x one repeat.\n")
+  rows = [
+    ("lr_find", "lr_jax.lr_find"),
+    ("lr_find_x8", "lr_jax.lr_find, num_repeats=8"),
+    ("torch_lr_finder", "torch-lr-finder `range_test`"),
+    ("torch_loop", "plain PyTorch loop, same algorithm"),
+  ]
+  body = [
+    [
+      label,
+      fmt_ms(s[k + "_s"]),
+      fmt_ms(s.get(k + "_compile_s", nan)),
+      fmt_ratio(s[k + "_s"] / s["lr_find_s"]),
+    ]
+    for k, label in rows
+    if k + "_s" in s
+  ]
+  return (
+    f"### LR range test: {s['steps']} steps, digits MLP, batches of 64\n\n"
+    + md_table(["contender", "run ms", "compile ms", "/ lr_find"], body)
+    + f"\n\nMedians. PyTorch with {s['torch_threads']} thread (its fastest here). 8 repeats cost "
+    f"{s['repeats8_over_1']:.2f}x one repeat.\n"
+  )
 
 
 def main(argv=None):

@@ -27,35 +27,65 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median
 
-from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median  # noqa: E402
-from lr_jax import optimizers as O  # noqa: E402
+from lr_jax import optimizers as O
 
 try:
   import torch
 except ImportError:  # pragma: no cover - torch is the parity extra
   torch = None
 
+
+def _torch_device():
+  """PyTorch runs on the device JAX uses: the CPU, or CUDA when JAX is on a GPU and torch has CUDA (else skipped)."""
+  if torch is None:
+    return None
+  if jax.default_backend() == "cpu":
+    return "cpu"
+  return "cuda" if torch.cuda.is_available() else None
+
+
+def _torch_sync():
+  if torch is not None and torch.cuda.is_available():
+    torch.cuda.synchronize()
+
+
 LR = 1e-3
 
 # name -> (lr_jax, optax, torch class and kwargs, minimal bytes per float32 parameter)
 OPTIMIZERS = {
   "adam": (lambda: O.adam(LR), lambda: optax.adam(LR), ("Adam", {}), 28),
-  "adamw": (lambda: O.adamw(LR, weight_decay=1e-2), lambda: optax.adamw(LR, weight_decay=1e-2), ("AdamW", {"weight_decay": 1e-2}), 28),
+  "adamw": (
+    lambda: O.adamw(LR, weight_decay=1e-2),
+    lambda: optax.adamw(LR, weight_decay=1e-2),
+    ("AdamW", {"weight_decay": 1e-2}),
+    28,
+  ),
   "rmsprop": (lambda: O.rmsprop(LR), lambda: optax.rmsprop(LR, decay=0.99, eps=1e-8), ("RMSprop", {}), 20),
-  "adagrad": (lambda: O.adagrad(LR), lambda: optax.adagrad(LR, initial_accumulator_value=0.0, eps=1e-10), ("Adagrad", {}), 20),
-  "sgd_momentum": (lambda: O.sgd(LR, momentum=0.9), lambda: optax.sgd(LR, momentum=0.9), ("SGD", {"momentum": 0.9}), 20),
+  "adagrad": (
+    lambda: O.adagrad(LR),
+    lambda: optax.adagrad(LR, initial_accumulator_value=0.0, eps=1e-10),
+    ("Adagrad", {}),
+    20,
+  ),
+  "sgd_momentum": (
+    lambda: O.sgd(LR, momentum=0.9),
+    lambda: optax.sgd(LR, momentum=0.9),
+    ("SGD", {"momentum": 0.9}),
+    20,
+  ),
 }
 
 MODES = {
-  # (sizes, leaf counts, optimizers, repeats)
-  "smoke": ([100_000], [1, 200], ["adam", "sgd_momentum"], 2),
-  "quick": ([10_000_000], [1, 200], list(OPTIMIZERS), 5),
-  "full": ([1_000_000, 10_000_000, 50_000_000], [1, 200], list(OPTIMIZERS), 9),
+  # (sizes, leaf counts, optimizers, min repeats, time budget per case in s)
+  "smoke": ([10_000], [1, 8], ["adam"], 2, 0.0),
+  "quick": ([10_000_000], [1, 200], list(OPTIMIZERS), 7, 3.0),
+  "full": ([1_000_000, 10_000_000, 50_000_000], [1, 200], list(OPTIMIZERS), 11, 6.0),
 }
 
 
@@ -97,32 +127,66 @@ def _xla_profile(step, params, state, grads, n):
   return float(cost.get("bytes accessed", float("nan"))) / n, big
 
 
+def fusion_report(opt_name: str, n: int = 1_000_000) -> str:
+  """What XLA compiles ``update_step`` to: each parameter-sized fusion, its parameter-sized reads and writes."""
+  import re
+
+  tx = OPTIMIZERS[opt_name][0]()
+  p = {"w": jnp.ones((n,), jnp.float32)}
+  g = {"w": jnp.full((n,), 0.01, jnp.float32)}
+  text = O.update_step(tx).jitted.lower(p, tx.init(p), g).compile().as_text()
+  entry = text.split("\nENTRY", 1)[-1].split("\n}", 1)[0]
+  shapes, parts = {}, []
+  for line in entry.splitlines():
+    m = re.match(r"\s*(?:ROOT )?%(\S+) = (\S+?)(?:\{[^}]*\})? (\w[\w-]*)\((.*?)\)", line)
+    if not m:
+      continue
+    name, shape, op, args = m.groups()
+    shapes[name] = shape
+    if op == "fusion" and f"[{n}]" in shape:
+      reads = [
+        a.strip().lstrip("%") for a in args.split(",") if f"[{n}]" in shapes.get(a.strip().lstrip("%"), "")
+      ]
+      parts.append(f"{len(reads)} reads + 1 write")
+  total = sum(int(x.split()[0]) + 1 for x in parts)
+  return (
+    f"`update_step({opt_name})` compiles to {len(parts)} parameter-sized loop fusions ({'; '.join(parts)}): "
+    f"{4 * total} bytes per float32 parameter, against {OPTIMIZERS[opt_name][3]} for a single pass."
+  )
+
+
 def _is_big(line: str, n: int) -> bool:
   out = line.split(" = ", 1)[-1].split(" fusion(", 1)[0]
   return f"[{n}]" in out
 
 
-def _torch_case(cls_name, kwargs, sizes, fused):
+def _torch_case(cls_name, kwargs, sizes, fused, device):
   cls = getattr(torch.optim, cls_name)
-  params = [torch.nn.Parameter(torch.ones(s)) for s in sizes]
+  params = [torch.nn.Parameter(torch.ones(s, device=device)) for s in sizes]
   for p in params:
-    p.grad = torch.full((p.numel(),), 0.01)
+    p.grad = torch.full((p.numel(),), 0.01, device=device)
   try:
     opt = cls(params, lr=LR, **kwargs, **({"fused": True} if fused else {"foreach": True}))
     opt.step()
   except (RuntimeError, TypeError, ValueError) as e:
     log(f"  torch {cls_name} fused={fused}: {e}")
     return None
-  return opt.step
+
+  def step():
+    opt.step()
+    _torch_sync()
+
+  return step
 
 
-def _roofline_fns(n):
+def _roofline_fns(n, device):
   fns = {}
-  if torch is not None:
-    x, y = torch.ones(n), torch.full((n,), 1e-3)
+  if device is not None:
+    x, y = torch.ones(n, device=device), torch.full((n,), 1e-3, device=device)
 
     def torch_rmw():
       x.add_(y, alpha=-0.5)
+      _torch_sync()
 
     fns["roofline_torch"] = torch_rmw
   axpy = jax.jit(lambda x, y: x - 0.5 * y, donate_argnums=0)
@@ -136,7 +200,7 @@ def _roofline_fns(n):
   return fns
 
 
-def bench_case(opt_name, n, leaves, repeats):
+def bench_case(opt_name, n, leaves, repeats, budget=0.0):
   make_lr, make_optax, (torch_cls, torch_kw), ideal_bytes = OPTIMIZERS[opt_name]
   sizes = _split(n, leaves)
   grads = _jax_tree(sizes, 0.01)
@@ -151,19 +215,19 @@ def bench_case(opt_name, n, leaves, repeats):
   fns["optax_donated"] = _Carry(jax.jit(_plain_step(otx), donate_argnums=(0, 1)), p1, otx.init(p1), grads)
   p2 = _jax_tree(sizes, 1.0)
   fns["optax_jit"] = _Carry(jax.jit(_plain_step(otx)), p2, otx.init(p2), grads)
-  if torch is not None:
+  device = _torch_device()
+  if device is not None:
     for label, fused in (("torch_foreach", False), ("torch_fused", True)):
-      f = _torch_case(torch_cls, torch_kw, sizes, fused)
+      f = _torch_case(torch_cls, torch_kw, sizes, fused, device)
       if f is not None:
         fns[label] = f
-  fns.update(_roofline_fns(n))
+  fns.update(_roofline_fns(n, device))
 
   for name, f in fns.items():
     compile_s[name] = first_call(f)
-  samples = interleave(fns, repeats)
+  samples = interleave(fns, repeats, budget_s=budget, max_repeats=51)
   med = {k: median(v) for k, v in samples.items()}
-  for k in compile_s:
-    compile_s[k] = max(compile_s[k] - med[k], 0.0)
+  compile_s = {k: max(v - med[k], 0.0) for k, v in compile_s.items()}
   bw = {k: 12.0 * n / med[k] for k in ("roofline_torch", "roofline_jax") if k in med}
   roof_bw = max(bw.values())
   roof_s = ideal_bytes * n / roof_bw
@@ -172,17 +236,30 @@ def bench_case(opt_name, n, leaves, repeats):
     xla_bytes, xla_fusions = _xla_profile(step.jitted, fns["lr_jax"].params, fns["lr_jax"].state, grads, n)
   base = {"name": f"optimizer/{opt_name}/{n}/{leaves}", "optimizer": opt_name, "params": n, "leaves": leaves}
   for k, v in samples.items():
-    rec = dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v,
-               compile_s=compile_s[k] if k.startswith(("lr_jax", "optax")) else None)
+    rec = dict(
+      base,
+      contender=k,
+      run_s=med[k],
+      min_s=float(np.min(v)),
+      samples_s=v,
+      compile_s=compile_s[k] if k.startswith(("lr_jax", "optax")) else None,
+    )
     if k.startswith("roofline"):
       rec["gb_per_s"] = bw[k] / 1e9
     emit(rec)
-  summary = dict(base, contender="summary", roofline_s=roof_s, roofline_gb_per_s=roof_bw / 1e9, ideal_bytes_per_param=ideal_bytes,
-                 xla_bytes_per_param=xla_bytes, xla_param_sized_fusions=xla_fusions,
-                 **{f"{k}_s": med[k] for k in med},
-                 frac_roofline=roof_s / med["lr_jax"],
-                 speedup_vs_optax_donated=med["optax_donated"] / med["lr_jax"],
-                 vs_torch_fused=med["lr_jax"] / med["torch_fused"] if "torch_fused" in med else None)
+  summary = dict(
+    base,
+    contender="summary",
+    roofline_s=roof_s,
+    roofline_gb_per_s=roof_bw / 1e9,
+    ideal_bytes_per_param=ideal_bytes,
+    xla_bytes_per_param=xla_bytes,
+    xla_param_sized_fusions=xla_fusions,
+    **{f"{k}_s": med[k] for k in med},
+    frac_roofline=roof_s / med["lr_jax"],
+    speedup_vs_optax_donated=med["optax_donated"] / med["lr_jax"],
+    vs_torch_fused=med["lr_jax"] / med["torch_fused"] if "torch_fused" in med else None,
+  )
   emit(summary)
   del fns
   gc.collect()
@@ -190,34 +267,67 @@ def bench_case(opt_name, n, leaves, repeats):
 
 
 def run(mode: str = "quick") -> tuple[list[dict], str]:
-  sizes, leaf_counts, names, repeats = MODES[mode]
+  sizes, leaf_counts, names, repeats, budget = MODES[mode]
   rows = []
   for n in sizes:
     for name in names:
       for leaves in leaf_counts:
         log(f"optimizers: {name} n={n} leaves={leaves}")
-        rows.append(bench_case(name, n, leaves, repeats))
-  return rows, markdown(rows)
+        rows.append(bench_case(name, n, leaves, repeats, budget))
+  profile = "XLA's program (1M parameters, one leaf):\n\n" + "\n".join(
+    "- " + fusion_report(name) for name in names
+  )
+  emit({"name": "optimizer/xla_profile", "contender": "profile", "text": profile})
+  return rows, markdown(rows) + "\n" + profile + "\n"
 
 
 def markdown(rows: list[dict]) -> str:
   one = {(r["optimizer"], r["params"]): r for r in rows if r["leaves"] == 1}
-  header = ["optimizer", "params", "leaves", "roofline ms", "lr_jax ms", "of roofline", "optax donated ms", "x optax donated",
-            "optax jit ms", "torch foreach ms", "torch fused ms", "lr_jax / torch fused", "200 leaves / 1 leaf", "XLA B/param"]
+  header = [
+    "optimizer",
+    "params",
+    "leaves",
+    "roofline ms",
+    "lr_jax ms",
+    "of roofline",
+    "optax donated ms",
+    "x optax donated",
+    "optax jit ms",
+    "torch foreach ms",
+    "torch fused ms",
+    "lr_jax / torch fused",
+    "200 leaves / 1 leaf",
+    "XLA B/param",
+  ]
   body = []
   for r in rows:
     ref = one.get((r["optimizer"], r["params"]))
     leaf_ratio = r["lr_jax_s"] / ref["lr_jax_s"] if (ref is not None and r["leaves"] != 1) else float("nan")
-    body.append([
-      r["optimizer"], f"{r['params'] / 1e6:g}M", r["leaves"], fmt_ms(r["roofline_s"]), fmt_ms(r["lr_jax_s"]),
-      fmt_ratio(r["frac_roofline"]), fmt_ms(r["optax_donated_s"]), fmt_ratio(r["speedup_vs_optax_donated"]),
-      fmt_ms(r["optax_jit_s"]), fmt_ms(r.get("torch_foreach_s", float("nan"))), fmt_ms(r.get("torch_fused_s", float("nan"))),
-      fmt_ratio(r["vs_torch_fused"] if r["vs_torch_fused"] is not None else float("nan")), fmt_ratio(leaf_ratio),
-      "" if r["xla_bytes_per_param"] != r["xla_bytes_per_param"] else f"{r['xla_bytes_per_param']:.0f} ({r['ideal_bytes_per_param']})",
-    ])
-  note = ("Median ms per step. Roofline: the optimizer's minimal traffic (Adam/AdamW 28 B per float32 parameter, the others 20) "
-          "at the bandwidth of an in-place read-modify-write stream measured in the same case. "
-          "XLA B/param: bytes accessed by the compiled `update_step` per parameter (minimum in parentheses).")
+    body.append(
+      [
+        r["optimizer"],
+        f"{r['params'] / 1e6:g}M",
+        r["leaves"],
+        fmt_ms(r["roofline_s"]),
+        fmt_ms(r["lr_jax_s"]),
+        fmt_ratio(r["frac_roofline"]),
+        fmt_ms(r["optax_donated_s"]),
+        fmt_ratio(r["speedup_vs_optax_donated"]),
+        fmt_ms(r["optax_jit_s"]),
+        fmt_ms(r.get("torch_foreach_s", float("nan"))),
+        fmt_ms(r.get("torch_fused_s", float("nan"))),
+        fmt_ratio(r["vs_torch_fused"] if r["vs_torch_fused"] is not None else float("nan")),
+        fmt_ratio(leaf_ratio),
+        ""
+        if r["xla_bytes_per_param"] != r["xla_bytes_per_param"]
+        else f"{r['xla_bytes_per_param']:.0f} ({r['ideal_bytes_per_param']})",
+      ]
+    )
+  note = (
+    "Median ms per step. Roofline: the optimizer's minimal traffic (Adam/AdamW 28 B per float32 parameter, the others 20) "
+    "at the bandwidth of an in-place read-modify-write stream measured in the same case. "
+    "XLA B/param: bytes accessed by the compiled `update_step` per parameter (minimum in parentheses)."
+  )
   return "### Optimizer step\n\n" + md_table(header, body) + "\n\n" + note + "\n"
 
 

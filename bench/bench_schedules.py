@@ -18,66 +18,149 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median
 
-from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median  # noqa: E402
-from lr_jax import schedules as S  # noqa: E402
+from lr_jax import schedules as S
 
 try:
   import torch
 except ImportError:  # pragma: no cover
   torch = None
 
-MODES = {"smoke": (10_000, 200, 3, 0.0), "quick": (1_000_000, 10_000, 7, 1.0), "full": (1_000_000, 50_000, 15, 3.0)}  # N, TORCH_STEPS, repeats, s
+MODES = {
+  "smoke": (10_000, 200, 3, 0.0),
+  "quick": (1_000_000, 10_000, 7, 1.0),
+  "full": (1_000_000, 50_000, 15, 3.0),
+}  # N, TORCH_STEPS, repeats, s
 
 
 def cases(T: int) -> dict:
   """name -> (lr_jax schedule, optax schedule or None, torch factory ``opt -> scheduler`` or None, torch twin name)."""
   W = T // 10
-  lam = lambda f: (lambda o: torch.optim.lr_scheduler.LambdaLR(o, f))  # noqa: E731
-  tsch = lambda: torch.optim.lr_scheduler  # noqa: E731
+  lam = lambda f: lambda o: torch.optim.lr_scheduler.LambdaLR(o, f)
+  tsch = lambda: torch.optim.lr_scheduler
   cos = S.cosine_annealing(1.0, T, 0.01)
   return {
-    "constant": (S.constant(0.5), optax.constant_schedule(0.5), lambda o: tsch().ConstantLR(o, factor=1.0, total_iters=0), "ConstantLR"),
-    "step_decay": (S.step_decay(1.0, T // 10, 0.5), optax.exponential_decay(1.0, T // 10, 0.5, staircase=True),
-                   lambda o: tsch().StepLR(o, T // 10, 0.5), "StepLR"),
-    "multistep_decay": (S.multistep_decay(1.0, [T // 3, 2 * T // 3], 0.1),
-                        optax.piecewise_constant_schedule(1.0, {T // 3: 0.1, 2 * T // 3: 0.1}),
-                        lambda o: tsch().MultiStepLR(o, [T // 3, 2 * T // 3], 0.1), "MultiStepLR"),
-    "exponential_decay": (S.exponential_decay(1.0, 0.999999), optax.exponential_decay(1.0, 1, 0.999999),
-                          lambda o: tsch().ExponentialLR(o, 0.999999), "ExponentialLR"),
-    "inverse_time_decay": (S.inverse_time_decay(1.0, 0.5, 1000), None, lam(lambda t: 1.0 / (1.0 + 0.5 * t / 1000)), "LambdaLR"),
-    "polynomial_decay": (S.polynomial_decay(1.0, T, 0.0, 2.0), optax.polynomial_schedule(1.0, 0.0, 2.0, T),
-                         lambda o: tsch().PolynomialLR(o, T, 2.0), "PolynomialLR"),
-    "linear": (S.linear(1.0, 0.1, T), optax.linear_schedule(1.0, 0.1, T), lambda o: tsch().LinearLR(o, 1.0, 0.1, T), "LinearLR"),
-    "cosine_annealing": (cos, optax.cosine_decay_schedule(1.0, T, alpha=0.01),
-                         lambda o: tsch().CosineAnnealingLR(o, T, 0.01), "CosineAnnealingLR"),
-    "cosine_warm_restarts": (S.cosine_warm_restarts(1.0, T // 20, 2, 0.01), None,
-                             lambda o: tsch().CosineAnnealingWarmRestarts(o, T // 20, 2, 0.01), "CosineAnnealingWarmRestarts"),
-    "cyclic": (S.cyclic(0.1, 1.0, T // 50, mode="triangular2"), None,
-               lambda o: tsch().CyclicLR(o, 0.1, 1.0, T // 50, mode="triangular2", cycle_momentum=False), "CyclicLR"),
-    "one_cycle": (S.one_cycle(1.0, T), optax.cosine_onecycle_schedule(T, 1.0),
-                  lambda o: tsch().OneCycleLR(o, 1.0, total_steps=T + 1), "OneCycleLR"),
-    "one_cycle_momentum": (S.one_cycle_momentum(T), None, lambda o: tsch().OneCycleLR(o, 1.0, total_steps=T + 1), "OneCycleLR"),
-    "warmup": (S.warmup(cos, W), optax.join_schedules([optax.linear_schedule(0.0, 1.0, W), optax.cosine_decay_schedule(1.0, T, 0.01)], [W]),
-               lambda o: tsch().SequentialLR(o, [tsch().LinearLR(o, 1e-8, 1.0, W), tsch().CosineAnnealingLR(o, T, 0.01)], [W]),
-               "LinearLR+SequentialLR"),
-    "inverse_sqrt": (S.inverse_sqrt(1.0, W), None, lam(lambda t: (t + 1) / W if t < W else (W / max(t, 1)) ** 0.5), "LambdaLR"),
-    "warmup_stable_decay": (S.warmup_stable_decay(1.0, T, W, 2 * W), None,
-                            lam(lambda t: min(t / W, 1.0, max((T - t) / (2 * W), 0.0))), "LambdaLR"),
-    "join": (S.join([S.linear(0.0, 1.0, W), cos], [W]),
-             optax.join_schedules([optax.linear_schedule(0.0, 1.0, W), optax.cosine_decay_schedule(1.0, T, 0.01)], [W]),
-             lambda o: tsch().SequentialLR(o, [tsch().LinearLR(o, 1e-8, 1.0, W), tsch().CosineAnnealingLR(o, T, 0.01)], [W]),
-             "SequentialLR"),
-    "multiply": (S.multiply(S.exponential_decay(1.0, 0.999999), S.step_decay(1.0, T // 10, 0.5)), None,
-                 lambda o: tsch().ChainedScheduler([tsch().ExponentialLR(o, 0.999999), tsch().StepLR(o, T // 10, 0.5)]),
-                 "ChainedScheduler"),
-    "piecewise_constant": (S.piecewise_constant([T // 3, 2 * T // 3], [1.0, 0.5, 0.1]),
-                           optax.piecewise_constant_schedule(1.0, {T // 3: 0.5, 2 * T // 3: 0.2}),
-                           lam(lambda t: 1.0 if t < T // 3 else (0.5 if t < 2 * T // 3 else 0.1)), "LambdaLR"),
+    "constant": (
+      S.constant(0.5),
+      optax.constant_schedule(0.5),
+      lambda o: tsch().ConstantLR(o, factor=1.0, total_iters=0),
+      "ConstantLR",
+    ),
+    "step_decay": (
+      S.step_decay(1.0, T // 10, 0.5),
+      optax.exponential_decay(1.0, T // 10, 0.5, staircase=True),
+      lambda o: tsch().StepLR(o, T // 10, 0.5),
+      "StepLR",
+    ),
+    "multistep_decay": (
+      S.multistep_decay(1.0, [T // 3, 2 * T // 3], 0.1),
+      optax.piecewise_constant_schedule(1.0, {T // 3: 0.1, 2 * T // 3: 0.1}),
+      lambda o: tsch().MultiStepLR(o, [T // 3, 2 * T // 3], 0.1),
+      "MultiStepLR",
+    ),
+    "exponential_decay": (
+      S.exponential_decay(1.0, 0.999999),
+      optax.exponential_decay(1.0, 1, 0.999999),
+      lambda o: tsch().ExponentialLR(o, 0.999999),
+      "ExponentialLR",
+    ),
+    "inverse_time_decay": (
+      S.inverse_time_decay(1.0, 0.5, 1000),
+      None,
+      lam(lambda t: 1.0 / (1.0 + 0.5 * t / 1000)),
+      "LambdaLR",
+    ),
+    "polynomial_decay": (
+      S.polynomial_decay(1.0, T, 0.0, 2.0),
+      optax.polynomial_schedule(1.0, 0.0, 2.0, T),
+      lambda o: tsch().PolynomialLR(o, T, 2.0),
+      "PolynomialLR",
+    ),
+    "linear": (
+      S.linear(1.0, 0.1, T),
+      optax.linear_schedule(1.0, 0.1, T),
+      lambda o: tsch().LinearLR(o, 1.0, 0.1, T),
+      "LinearLR",
+    ),
+    "cosine_annealing": (
+      cos,
+      optax.cosine_decay_schedule(1.0, T, alpha=0.01),
+      lambda o: tsch().CosineAnnealingLR(o, T, 0.01),
+      "CosineAnnealingLR",
+    ),
+    "cosine_warm_restarts": (
+      S.cosine_warm_restarts(1.0, T // 20, 2, 0.01),
+      None,
+      lambda o: tsch().CosineAnnealingWarmRestarts(o, T // 20, 2, 0.01),
+      "CosineAnnealingWarmRestarts",
+    ),
+    "cyclic": (
+      S.cyclic(0.1, 1.0, T // 50, mode="triangular2"),
+      None,
+      lambda o: tsch().CyclicLR(o, 0.1, 1.0, T // 50, mode="triangular2", cycle_momentum=False),
+      "CyclicLR",
+    ),
+    "one_cycle": (
+      S.one_cycle(1.0, T),
+      optax.cosine_onecycle_schedule(T, 1.0),
+      lambda o: tsch().OneCycleLR(o, 1.0, total_steps=T + 1),
+      "OneCycleLR",
+    ),
+    "one_cycle_momentum": (
+      S.one_cycle_momentum(T),
+      None,
+      lambda o: tsch().OneCycleLR(o, 1.0, total_steps=T + 1),
+      "OneCycleLR",
+    ),
+    "warmup": (
+      S.warmup(cos, W),
+      optax.join_schedules(
+        [optax.linear_schedule(0.0, 1.0, W), optax.cosine_decay_schedule(1.0, T, 0.01)], [W]
+      ),
+      lambda o: tsch().SequentialLR(
+        o, [tsch().LinearLR(o, 1e-8, 1.0, W), tsch().CosineAnnealingLR(o, T, 0.01)], [W]
+      ),
+      "LinearLR+SequentialLR",
+    ),
+    "inverse_sqrt": (
+      S.inverse_sqrt(1.0, W),
+      None,
+      lam(lambda t: (t + 1) / W if t < W else (W / max(t, 1)) ** 0.5),
+      "LambdaLR",
+    ),
+    "warmup_stable_decay": (
+      S.warmup_stable_decay(1.0, T, W, 2 * W),
+      None,
+      lam(lambda t: min(t / W, 1.0, max((T - t) / (2 * W), 0.0))),
+      "LambdaLR",
+    ),
+    "join": (
+      S.join([S.linear(0.0, 1.0, W), cos], [W]),
+      optax.join_schedules(
+        [optax.linear_schedule(0.0, 1.0, W), optax.cosine_decay_schedule(1.0, T, 0.01)], [W]
+      ),
+      lambda o: tsch().SequentialLR(
+        o, [tsch().LinearLR(o, 1e-8, 1.0, W), tsch().CosineAnnealingLR(o, T, 0.01)], [W]
+      ),
+      "SequentialLR",
+    ),
+    "multiply": (
+      S.multiply(S.exponential_decay(1.0, 0.999999), S.step_decay(1.0, T // 10, 0.5)),
+      None,
+      lambda o: tsch().ChainedScheduler([tsch().ExponentialLR(o, 0.999999), tsch().StepLR(o, T // 10, 0.5)]),
+      "ChainedScheduler",
+    ),
+    "piecewise_constant": (
+      S.piecewise_constant([T // 3, 2 * T // 3], [1.0, 0.5, 0.1]),
+      optax.piecewise_constant_schedule(1.0, {T // 3: 0.5, 2 * T // 3: 0.2}),
+      lam(lambda t: 1.0 if t < T // 3 else (0.5 if t < 2 * T // 3 else 0.1)),
+      "LambdaLR",
+    ),
   }
 
 
@@ -126,15 +209,30 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
       med["torch_scaled"] = med["torch"] * T / torch_steps
     base = {"name": f"schedule/{name}", "schedule": name, "steps": T}
     for k, v in samples.items():
-      emit(dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v,
-                compile_s=max(compile_s[k] - med[k], 0.0) if k != "torch" else None,
-                **({"torch_steps": torch_steps, "scaled_run_s": med["torch_scaled"]} if k == "torch" else {})))
-    summary = dict(base, contender="summary", twin=twin, lr_jax_s=med["lr_jax"], lr_jax_closure_s=med["lr_jax_closure"],
-                   optax_s=med.get("optax"),
-                   torch_scaled_s=med.get("torch_scaled"), lr_jax_compile_s=max(compile_s["lr_jax"] - med["lr_jax"], 0.0),
-                   ratio_vs_optax=med["lr_jax_closure"] / med["optax"] if "optax" in med else None,
-                   ratio_argument_vs_optax=med["lr_jax"] / med["optax"] if "optax" in med else None,
-                   speedup_vs_torch=med["torch_scaled"] / med["lr_jax"] if "torch_scaled" in med else None)
+      emit(
+        dict(
+          base,
+          contender=k,
+          run_s=med[k],
+          min_s=float(np.min(v)),
+          samples_s=v,
+          compile_s=max(compile_s[k] - med[k], 0.0) if k != "torch" else None,
+          **({"torch_steps": torch_steps, "scaled_run_s": med["torch_scaled"]} if k == "torch" else {}),
+        )
+      )
+    summary = dict(
+      base,
+      contender="summary",
+      twin=twin,
+      lr_jax_s=med["lr_jax"],
+      lr_jax_closure_s=med["lr_jax_closure"],
+      optax_s=med.get("optax"),
+      torch_scaled_s=med.get("torch_scaled"),
+      lr_jax_compile_s=max(compile_s["lr_jax"] - med["lr_jax"], 0.0),
+      ratio_vs_optax=med["lr_jax_closure"] / med["optax"] if "optax" in med else None,
+      ratio_argument_vs_optax=med["lr_jax"] / med["optax"] if "optax" in med else None,
+      speedup_vs_torch=med["torch_scaled"] / med["lr_jax"] if "torch_scaled" in med else None,
+    )
     emit(summary)
     rows.append(summary)
   return rows, markdown(rows, T, torch_steps)
@@ -142,16 +240,38 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
 
 def markdown(rows, T, torch_steps) -> str:
   nan = float("nan")
-  header = ["schedule", "lr_jax ms (argument)", "compile ms", "lr_jax ms (closure)", "Optax ms (closure)", "closure: lr_jax / Optax",
-            "PyTorch twin", "PyTorch ms (scaled)", "x faster than PyTorch"]
-  body = [[r["schedule"], fmt_ms(r["lr_jax_s"]), fmt_ms(r["lr_jax_compile_s"]), fmt_ms(r["lr_jax_closure_s"]), fmt_ms(r["optax_s"] or nan),
-           fmt_ratio(r["ratio_vs_optax"] or nan), r["twin"], fmt_ms(r["torch_scaled_s"] or nan),
-           "n/a" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.0f}"] for r in rows]
-  note = (f"Median ms for a {T:,}-step trajectory. PyTorch's `scheduler.step(); get_last_lr()` loop ran {torch_steps:,} steps, "
-          f"scaled x{T / torch_steps:g}; \"x faster\" compares it with the argument form. Argument: the schedule is an argument of the "
-          "jitted function (its hyperparameters are runtime values: new values reuse the compiled program, and can be vmapped). "
-          "Closure: the schedule is closed over, so XLA folds its hyperparameters as constants, as with Optax's closures; "
-          "the Optax ratio compares like with like. Optax: `jit(vmap(schedule))` of its nearest equivalent (none for some schedules).")
+  header = [
+    "schedule",
+    "lr_jax ms (argument)",
+    "compile ms",
+    "lr_jax ms (closure)",
+    "Optax ms (closure)",
+    "closure: lr_jax / Optax",
+    "PyTorch twin",
+    "PyTorch ms (scaled)",
+    "x faster than PyTorch",
+  ]
+  body = [
+    [
+      r["schedule"],
+      fmt_ms(r["lr_jax_s"]),
+      fmt_ms(r["lr_jax_compile_s"]),
+      fmt_ms(r["lr_jax_closure_s"]),
+      fmt_ms(r["optax_s"] or nan),
+      fmt_ratio(r["ratio_vs_optax"] or nan),
+      r["twin"],
+      fmt_ms(r["torch_scaled_s"] or nan),
+      "n/a" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.0f}",
+    ]
+    for r in rows
+  ]
+  note = (
+    f"Median ms for a {T:,}-step trajectory. PyTorch's `scheduler.step(); get_last_lr()` loop ran {torch_steps:,} steps, "
+    f'scaled x{T / torch_steps:g}; "x faster" compares it with the argument form. Argument: the schedule is an argument of the '
+    "jitted function (its hyperparameters are runtime values: new values reuse the compiled program, and can be vmapped). "
+    "Closure: the schedule is closed over, so XLA folds its hyperparameters as constants, as with Optax's closures; "
+    "the Optax ratio compares like with like. Optax: `jit(vmap(schedule))` of its nearest equivalent (none for some schedules)."
+  )
   return "### Schedules\n\n" + md_table(header, body) + "\n\n" + note + "\n"
 
 

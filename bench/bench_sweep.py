@@ -27,20 +27,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from jax import lax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _common import emit, fmt_ratio, interleave, md_table, median
+from jax import lax
 
-from _common import emit, fmt_ms, fmt_ratio, interleave, log, md_table, median  # noqa: E402
-import lr_jax  # noqa: E402
-from lr_jax import optimizers as O  # noqa: E402
-from lr_jax import tasks  # noqa: E402
+import lr_jax
+from lr_jax import optimizers as O
+from lr_jax import tasks
 
 torch = None  # imported in run(): the memory subprocesses do not load it
 
-TORCH_THREADS = 1  # PyTorch's fastest setting for these small matmuls on a shared 2-core CPU (2 threads: 5-50x slower)
+# PyTorch's fastest setting for these small matmuls on a shared 2-core CPU (2 threads: 5-50x slower).
+TORCH_THREADS = 1
 
 # configs, steps, repeats, max_parallel values for the memory table
 MODES = {
@@ -78,7 +79,10 @@ def _train_scan(params, batch, lr, num_steps):
 def _torch_runner(d, lrs, num_steps, params):
   x = torch.from_numpy(np.asarray(d["x_train"]))
   y = torch.from_numpy(np.asarray(d["y_train"]).astype(np.int64))
-  w = [(torch.from_numpy(np.asarray(layer["w"]).T.copy()), torch.from_numpy(np.array(layer["b"]))) for layer in params]
+  w = [
+    (torch.from_numpy(np.asarray(layer["w"]).T.copy()), torch.from_numpy(np.array(layer["b"])))
+    for layer in params
+  ]
 
   def run():
     threads = torch.get_num_threads()
@@ -123,9 +127,17 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
 
   def sweep_fn(max_parallel=None):
     def f():
-      res = lr_jax.sweep(tasks.mlp_loss, params, batches, optimizer=_optimizer, grid={"lr": lrs.tolist()},
-                         num_steps=num_steps, max_parallel=max_parallel)
+      res = lr_jax.sweep(
+        tasks.mlp_loss,
+        params,
+        batches,
+        optimizer=_optimizer,
+        grid={"lr": lrs.tolist()},
+        num_steps=num_steps,
+        max_parallel=max_parallel,
+      )
       results[max_parallel] = res
+
     return f
 
   train = jax.jit(_train_scan, static_argnums=3)
@@ -153,7 +165,12 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
       finals.append(tasks.mlp_loss(p, batch))
     jax.block_until_ready(finals)
 
-  fns = {"sweep": sweep_fn(None), "sweep_vmap": sweep_fn(num_configs), "loop_of_scans": loop_of_scans, "per_step": per_step}
+  fns = {
+    "sweep": sweep_fn(None),
+    "sweep_vmap": sweep_fn(num_configs),
+    "loop_of_scans": loop_of_scans,
+    "per_step": per_step,
+  }
   if torch is not None:
     fns["torch"] = _torch_runner(d, lrs, num_steps, params)
     _torch_runner(d, lrs[:1], 3, params)()  # warm up torch's first-call costs
@@ -166,17 +183,25 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
     compile_s[k] = time.perf_counter() - t0
   samples = interleave(fns, repeats, warmup=0)
   med = {k: median(v) for k, v in samples.items()}
-  for k in compile_s:
-    compile_s[k] = max(compile_s[k] - med[k], 0.0)
+  compile_s = {k: max(v - med[k], 0.0) for k, v in compile_s.items()}
   chosen = results[None]
   base = {"name": "sweep/digits_mlp", "configs": num_configs, "steps": num_steps}
   for k, v in samples.items():
-    emit(dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v, compile_s=compile_s.get(k)))
-  summary = dict(base, contender="summary", strategy=chosen.strategy, torch_threads=TORCH_THREADS, chunk_size=chosen.chunk_size,
-                 **{f"{k}_s": med[k] for k in med}, **{f"{k}_compile_s": v for k, v in compile_s.items()},
-                 speedup_vs_loop_of_scans=med["loop_of_scans"] / med["sweep"],
-                 speedup_vs_torch=med["torch"] / med["sweep"] if "torch" in med else None,
-                 best_lr=float(chosen.best()["lr"]))
+    emit(
+      dict(base, contender=k, run_s=med[k], min_s=float(np.min(v)), samples_s=v, compile_s=compile_s.get(k))
+    )
+  summary = dict(
+    base,
+    contender="summary",
+    strategy=chosen.strategy,
+    torch_threads=TORCH_THREADS,
+    chunk_size=chosen.chunk_size,
+    **{f"{k}_s": med[k] for k in med},
+    **{f"{k}_compile_s": v for k, v in compile_s.items()},
+    speedup_vs_loop_of_scans=med["loop_of_scans"] / med["sweep"],
+    speedup_vs_torch=med["torch"] / med["sweep"] if "torch" in med else None,
+    best_lr=float(chosen.best()["lr"]),
+  )
   emit(summary)
   mem_rows = [memory(v, mode) for v in ([0] + mem_values)] if mem_values else []
   base_mem = mem_rows[0] if mem_rows else None
@@ -188,8 +213,13 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
 
 def memory(max_parallel: int, mode: str) -> dict:
   """Peak memory of one sweep in a fresh process (``max_parallel=0``: the baseline, no sweep)."""
-  out = subprocess.run([sys.executable, __file__, "--child-mem", str(max_parallel), "--mode", mode],
-                       capture_output=True, text=True, check=True, env=dict(os.environ))
+  out = subprocess.run(
+    [sys.executable, __file__, "--child-mem", str(max_parallel), "--mode", mode],
+    capture_output=True,
+    text=True,
+    check=True,
+    env=dict(os.environ),
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -212,29 +242,74 @@ def _child_mem(max_parallel: int, mode: str) -> None:
   t0 = time.perf_counter()
   strategy = None
   if max_parallel > 0:
-    res = lr_jax.sweep(tasks.mlp_loss, params, batches, optimizer=_optimizer, grid={"lr": lrs.tolist()},
-                       num_steps=num_steps, max_parallel=max_parallel)
+    res = lr_jax.sweep(
+      tasks.mlp_loss,
+      params,
+      batches,
+      optimizer=_optimizer,
+      grid={"lr": lrs.tolist()},
+      num_steps=num_steps,
+      max_parallel=max_parallel,
+    )
     strategy = res.strategy
   wall = time.perf_counter() - t0
   stats = jax.devices()[0].memory_stats() or {}
-  print(json.dumps({"max_parallel": max_parallel, "strategy": strategy, "wall_s": wall,
-                    "peak_rss_mb": _peak_rss_mb(),
-                    "device_peak_mb": stats.get("peak_bytes_in_use", float("nan")) / 2**20}))
+  print(
+    json.dumps(
+      {
+        "max_parallel": max_parallel,
+        "strategy": strategy,
+        "wall_s": wall,
+        "peak_rss_mb": _peak_rss_mb(),
+        "device_peak_mb": stats.get("peak_bytes_in_use", float("nan")) / 2**20,
+      }
+    )
+  )
 
 
 def markdown(s: dict, mem_rows: list[dict]) -> str:
   nan = float("nan")
   header = ["contender", "run s", "compile s", "sweep speedup"]
-  names = [("sweep", f"lr_jax.sweep (chose `{s['strategy']}`, chunk {s['chunk_size']})"), ("sweep_vmap", f"lr_jax.sweep, max_parallel={s['configs']} (vmap)"),
-           ("loop_of_scans", f"loop of {s['configs']} jitted scans"), ("per_step", "per-step jitted loop"), ("torch", f"PyTorch loop ({s['torch_threads']} thread)")]
-  body = [[label, f"{s.get(k + '_s', nan):.2f}", "n/a" if s.get(k + "_compile_s") is None else f"{s[k + '_compile_s']:.2f}",
-           fmt_ratio(s.get(k + "_s", nan) / s["sweep_s"])] for k, label in names if k + "_s" in s]
-  out = (f"### Sweep: {s['configs']} Adam rates x {s['steps']} full-batch steps, digits MLP 64-32-10\n\n" + md_table(header, body)
-         + "\n\n\"sweep speedup\": the contender's time over `lr_jax.sweep`'s (above 1: the sweep is faster). Medians.\n")
+  names = [
+    ("sweep", f"lr_jax.sweep (chose `{s['strategy']}`, chunk {s['chunk_size']})"),
+    ("sweep_vmap", f"lr_jax.sweep, max_parallel={s['configs']} (vmap)"),
+    ("loop_of_scans", f"loop of {s['configs']} jitted scans"),
+    ("per_step", "per-step jitted loop"),
+    ("torch", f"PyTorch loop ({s['torch_threads']} thread)"),
+  ]
+  body = [
+    [
+      label,
+      f"{s.get(k + '_s', nan):.2f}",
+      "n/a" if s.get(k + "_compile_s") is None else f"{s[k + '_compile_s']:.2f}",
+      fmt_ratio(s.get(k + "_s", nan) / s["sweep_s"]),
+    ]
+    for k, label in names
+    if k + "_s" in s
+  ]
+  out = (
+    f"### Sweep: {s['configs']} Adam rates x {s['steps']} full-batch steps, digits MLP 64-32-10\n\n"
+    + md_table(header, body)
+    + "\n\n\"sweep speedup\": the contender's time over `lr_jax.sweep`'s (above 1: the sweep is faster). Medians.\n"
+  )
   if mem_rows:
-    mh = ["max_parallel", "strategy", "peak RSS MB (over baseline)", "device peak MB", "wall s (incl. compile)"]
-    mb = [[r["max_parallel"], r["strategy"], f"{r['rss_delta_mb']:.1f}",
-           "n/a" if r["device_peak_mb"] != r["device_peak_mb"] else f"{r['device_peak_mb']:.0f}", f"{r['wall_s']:.1f}"] for r in mem_rows]
+    mh = [
+      "max_parallel",
+      "strategy",
+      "peak RSS MB (over baseline)",
+      "device peak MB",
+      "wall s (incl. compile)",
+    ]
+    mb = [
+      [
+        r["max_parallel"],
+        r["strategy"],
+        f"{r['rss_delta_mb']:.1f}",
+        "n/a" if r["device_peak_mb"] != r["device_peak_mb"] else f"{r['device_peak_mb']:.0f}",
+        f"{r['wall_s']:.1f}",
+      ]
+      for r in mem_rows
+    ]
     out += "\nPeak memory of one sweep in a fresh process:\n\n" + md_table(mh, mb) + "\n"
   return out
 

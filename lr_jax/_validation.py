@@ -17,6 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def is_traced(x: Any) -> bool:
   """True if ``x`` (or any leaf of it) is a JAX tracer."""
   return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
@@ -71,6 +75,8 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
   if isinstance(value, bool):
     raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
   if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
+    if isinstance(value, numbers.Integral) and not _INT32_MIN <= int(value) <= _INT32_MAX:
+      value = float(value)  # a Python int past int32 would overflow jnp.asarray: use it as a float
     arr = np.asarray(value, dtype=np.float64)
     out = value
   else:
@@ -91,6 +97,11 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
     arr = arr.astype(np.float64)
   if not np.all(np.isfinite(arr)):
     raise ValueError(f"{fn}: `{name}` must be finite, got {name}={_show(value)}.")
+  if not jax.config.jax_enable_x64 and np.any(np.abs(arr) > _FLOAT32_MAX):
+    raise ValueError(
+      f"{fn}: `{name}` must be representable in float32 (|x| <= 3.4e38, or enable jax_enable_x64), "
+      f"got {name}={_show(value)}."
+    )
   if integer and not np.all(arr == np.round(arr)):
     raise ValueError(f"{fn}: `{name}` must be a whole number, got {name}={_show(value)}.")
   return out

@@ -451,8 +451,8 @@ def sweep(
   configs = expand_grid(grid)
   names = list(configs[0])
   num_steps = int(number(num_steps, fn=fn, name="num_steps", integer=True))
-  if num_steps < 1:
-    raise ValueError(f"{fn}: `num_steps` must be >= 1, got num_steps={num_steps}.")
+  if not 1 <= num_steps < 2**31:
+    raise ValueError(f"{fn}: `num_steps` must be >= 1 and fit an int32 step counter (< 2**31), got num_steps={num_steps}.")
   if max_parallel is not None:
     max_parallel = number(max_parallel, fn=fn, name="max_parallel", integer=True)
     if max_parallel < 1:

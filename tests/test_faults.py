@@ -19,7 +19,10 @@ import pytest
 from lr_jax import lr_find, optimizers, schedules, sweep
 
 NAN, INF = float("nan"), float("inf")
-PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3), "b": jnp.full((3,), 0.5, jnp.float32)}
+PARAMS = {
+  "w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3),
+  "b": jnp.full((3,), 0.5, jnp.float32),
+}
 
 
 def _optimizers():
@@ -92,7 +95,7 @@ def _scan(tx, name, grads, values):
 def _three_runs(name):
   inner = OPTIMIZERS[name]
   ts = list(range(7))
-  stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)  # noqa: E731
+  stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)
   grads, values = stack([_grads(t) for t in ts]), jnp.stack([_loss(t) for t in ts])
   good = [t for t in ts if t not in BAD]
   ours = _scan(optimizers.skip_nonfinite(inner), name, grads, values)
@@ -114,7 +117,15 @@ def test_skip_nonfinite_equals_training_on_the_finite_gradients_only(name):
   chex.assert_trees_all_close(p, q, rtol=1e-6, atol=0)
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves((p, s)))
   totals = list(zip(*(np.asarray(c).tolist() for c in counters)))
-  assert totals == [(0, True, 0), (1, False, 1), (0, True, 1), (1, False, 2), (2, False, 3), (0, True, 3), (0, True, 3)]
+  assert totals == [
+    (0, True, 0),
+    (1, False, 1),
+    (0, True, 1),
+    (1, False, 2),
+    (2, False, 3),
+    (0, True, 3),
+    (0, True, 3),
+  ]
   # optax.apply_if_finite(lr_jax optimizer, large max_consecutive_errors) is the same computation
   chex.assert_trees_all_close((pa, sa.inner_state, updates_a), (p, s.inner_state, updates), rtol=1e-6, atol=0)
   assert int(sa.total_notfinite) == len(BAD)
@@ -200,7 +211,7 @@ def test_plateau_never_takes_a_nonfinite_value_as_best(mode, accumulation_steps)
 
 def test_plateau_with_a_nan_value_inside_an_accumulation_window_recovers():
   tx = optimizers.reduce_on_plateau(patience=5, accumulation_steps=3)
-  body = lambda s, v: (tx.update({}, s, value=v)[1], None)  # noqa: E731
+  body = lambda s, v: (tx.update({}, s, value=v)[1], None)
   values = jnp.array([1.0, NAN, 1.0, 2.0, 2.0, 2.0, 0.5, 0.5, 0.5], jnp.float32)
   s = jax.jit(lambda: jax.lax.scan(body, tx.init({}), values)[0])()
   assert float(s.best) == 0.5 and float(s.acc_sum) == 0.0 and int(s.acc_count) == 0
@@ -215,8 +226,16 @@ def _nan_loss(w, b):
 
 
 def test_lr_find_stops_and_reports_divergence_on_nan():
-  res = lr_find(_nan_loss, jnp.ones(3), jnp.zeros((1, 3)), optimizer=optax.sgd, min_lr=1e-3, max_lr=100.0,
-                num_steps=60, diverge_threshold=None)
+  res = lr_find(
+    _nan_loss,
+    jnp.ones(3),
+    jnp.zeros((1, 3)),
+    optimizer=optax.sgd,
+    min_lr=1e-3,
+    max_lr=100.0,
+    num_steps=60,
+    diverge_threshold=None,
+  )
   # Independent float64 model: w_{t+1} = w_t (1 - lr_t); the loss at step t is NaN iff |w_t| > 2.
   w, expected = 1.0, None
   for t, lr in enumerate(np.asarray(res.lrs, np.float64)):
@@ -232,12 +251,27 @@ def test_lr_find_stops_and_reports_divergence_on_nan():
 
 
 def test_lr_find_reports_divergence_on_inf_and_on_threshold():
-  loss = lambda w, b: jnp.sum(jnp.exp(jnp.abs(w - b) * 50.0))  # noqa: E731 overflows to inf quickly
-  res = lr_find(loss, jnp.ones(2), jnp.zeros((1, 2)), optimizer=optax.sgd, min_lr=1e-6, max_lr=1.0,
-                num_steps=40, diverge_threshold=None)
+  loss = lambda w, b: jnp.sum(jnp.exp(jnp.abs(w - b) * 50.0))
+  res = lr_find(
+    loss,
+    jnp.ones(2),
+    jnp.zeros((1, 2)),
+    optimizer=optax.sgd,
+    min_lr=1e-6,
+    max_lr=1.0,
+    num_steps=40,
+    diverge_threshold=None,
+  )
   assert res.diverged_at is not None and not np.isfinite(res.repeat_losses[0, res.diverged_at])
-  res = lr_find(lambda w, b: 0.5 * jnp.sum((w - b) ** 2), jnp.ones(2), jnp.zeros((1, 2)), optimizer=optax.sgd,
-                min_lr=1e-3, max_lr=100.0, num_steps=60)
+  res = lr_find(
+    lambda w, b: 0.5 * jnp.sum((w - b) ** 2),
+    jnp.ones(2),
+    jnp.zeros((1, 2)),
+    optimizer=optax.sgd,
+    min_lr=1e-3,
+    max_lr=100.0,
+    num_steps=60,
+  )
   d = res.diverged_at
   assert d is not None and np.isfinite(res.losses[d]) and np.all(np.isnan(res.losses[d + 1 :]))
 
@@ -246,11 +280,17 @@ def test_lr_find_reports_divergence_on_inf_and_on_threshold():
 
 
 def test_sweep_returns_nan_for_diverging_configs_and_keeps_the_others():
-  loss = lambda w, b: jnp.sum((w - b) ** 2)  # noqa: E731  gradient 2 (w - b): w_t = w_0 (1 - 2 lr)^t
+  loss = lambda w, b: jnp.sum((w - b) ** 2)
   lrs = [0.01, 3.0, 0.05, 1e3]
   steps = 60
-  res = sweep(loss, jnp.ones(2), jnp.zeros((1, 2)), optimizer=lambda h: optax.sgd(h["lr"]), grid={"lr": lrs},
-              num_steps=steps)
+  res = sweep(
+    loss,
+    jnp.ones(2),
+    jnp.zeros((1, 2)),
+    optimizer=lambda h: optax.sgd(h["lr"]),
+    grid={"lr": lrs},
+    num_steps=steps,
+  )
   assert res.valid.tolist() == [True, False, True, False]
   assert np.all(np.isnan(res.final_loss[[1, 3]]))
   for i in (0, 2):  # float64 closed form: 2 w_0^2 (1 - 2 lr)^(2 T)
@@ -263,13 +303,26 @@ def test_sweep_returns_nan_for_diverging_configs_and_keeps_the_others():
     first = int(np.argmax(~np.isfinite(row)))
     assert 0 < first and np.all(np.isfinite(row[:first])) and np.all(np.isnan(row[first:]))
   # and a diverging lane does not change the other lanes' numbers
-  alone = sweep(loss, jnp.ones(2), jnp.zeros((1, 2)), optimizer=lambda h: optax.sgd(h["lr"]),
-                grid={"lr": [0.01, 0.05]}, num_steps=steps)
+  alone = sweep(
+    loss,
+    jnp.ones(2),
+    jnp.zeros((1, 2)),
+    optimizer=lambda h: optax.sgd(h["lr"]),
+    grid={"lr": [0.01, 0.05]},
+    num_steps=steps,
+  )
   np.testing.assert_array_equal(alone.losses, res.losses[[0, 2]])
 
 
 def test_sweep_nan_loss_lane_with_lr_jax_schedule_and_optimizer():
-  res = sweep(_nan_loss, jnp.ones(3), jnp.zeros((1, 3)),
-              optimizer=lambda h: optimizers.adam(schedules.cosine_annealing(h["lr"], 20)),
-              grid={"lr": [0.01, 50.0]}, num_steps=20)
-  assert res.valid.tolist() == [True, False] and np.isnan(res.final_loss[1]) and np.isfinite(res.final_loss[0])
+  res = sweep(
+    _nan_loss,
+    jnp.ones(3),
+    jnp.zeros((1, 3)),
+    optimizer=lambda h: optimizers.adam(schedules.cosine_annealing(h["lr"], 20)),
+    grid={"lr": [0.01, 50.0]},
+    num_steps=20,
+  )
+  assert (
+    res.valid.tolist() == [True, False] and np.isnan(res.final_loss[1]) and np.isfinite(res.final_loss[0])
+  )

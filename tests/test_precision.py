@@ -99,7 +99,9 @@ def test_optax_safe_increment_is_what_we_rely_on():
 def _all_int32_steps():
   rng = np.random.RandomState(0)
   pow2 = [2**k + d for k in range(32) for d in (-1, 0, 1)]
-  steps = np.concatenate([np.arange(0, 1001), pow2, rng.randint(0, INT32_MAX, 100_000), [INT32_MAX - d for d in range(4)]])
+  steps = np.concatenate(
+    [np.arange(0, 1001), pow2, rng.randint(0, INT32_MAX, 100_000), [INT32_MAX - d for d in range(4)]]
+  )
   return np.clip(steps, 0, INT32_MAX).astype(np.int32)
 
 
@@ -165,7 +167,9 @@ def _exact_restarts(init, period, end, t):
   return end + (init - end) * (1 + mpmath.cos(mpmath.pi * pos / period)) / 2
 
 
-NEAR_MAX = [2**30 + d for d in range(-3, 4)] + [INT32_MAX - d for d in range(12)] + [2**31 - 4000 * k for k in (1, 2)]
+NEAR_MAX = (
+  [2**30 + d for d in range(-3, 4)] + [INT32_MAX - d for d in range(12)] + [2**31 - 4000 * k for k in (1, 2)]
+)
 
 
 @pytest.mark.parametrize("kind", ["cyclic", "restarts"])
@@ -174,8 +178,10 @@ def test_periodic_schedules_know_their_phase_near_int32_max(kind):
   if kind == "cyclic":
     base, peak, up, down = 0.1, 1.0, 1500, 2500
     s = schedules.cyclic(base, peak, up, down)
-    exact = [_exact_cyclic(mpmath.mpf(float(np.float32(base))), mpmath.mpf(float(np.float32(peak))), up, down, t)
-             for t in NEAR_MAX]
+    exact = [
+      _exact_cyclic(mpmath.mpf(float(np.float32(base))), mpmath.mpf(float(np.float32(peak))), up, down, t)
+      for t in NEAR_MAX
+    ]
   else:
     init, period = 1.0, 1000
     s = schedules.cosine_warm_restarts(init, period)
@@ -203,8 +209,11 @@ def _exact_one_cycle(peak, total, pct_start, div, final_div, t, anneal="cos", th
   initial = peak / div
   floor = initial / final_div
   if three_phase:
-    phases = [(pct_start * total - 1, initial, peak), (2 * pct_start * total - 2, peak, initial),
-              (mpmath.mpf(total - 1), initial, floor)]
+    phases = [
+      (pct_start * total - 1, initial, peak),
+      (2 * pct_start * total - 2, peak, initial),
+      (mpmath.mpf(total - 1), initial, floor),
+    ]
   else:
     phases = [(pct_start * total - 1, initial, peak), (mpmath.mpf(total - 1), peak, floor)]
   start = mpmath.mpf(0)
@@ -222,14 +231,38 @@ def _cases_near_phase_ends():
     for end in (0.0, 1e-4):
       s = schedules.cosine_annealing(0.1, total, end)
       ts = [0, 1, 2, total - 3, total - 2, total - 1, total, total + 1]
-      out.append((f"cosine_annealing(T={total}, end={end})", s,
-                  ts, lambda t, total=total, end=end: _cos_anneal(f32(0.1), f32(end), mpmath.mpf(min(t, total)) / total)))
-  out.append(("linear(0.1 -> 0)", schedules.linear(0.1, 0.0, T), [0, 1, T - 2, T - 1, T],
-              lambda t: f32(0.1) * (1 - mpmath.mpf(min(t, T)) / T)))
-  out.append(("linear(0 -> 0.1)", schedules.linear(0.0, 0.1, T), [0, 1, 2, T - 1, T],
-              lambda t: f32(0.1) * mpmath.mpf(min(t, T)) / T))
-  out.append(("polynomial_decay(p=2)", schedules.polynomial_decay(0.1, T, 0.0, 2.0), [0, 1, T - 2, T - 1, T],
-              lambda t: f32(0.1) * (1 - mpmath.mpf(min(t, T)) / T) ** 2))
+      out.append(
+        (
+          f"cosine_annealing(T={total}, end={end})",
+          s,
+          ts,
+          lambda t, total=total, end=end: _cos_anneal(f32(0.1), f32(end), mpmath.mpf(min(t, total)) / total),
+        )
+      )
+  out.append(
+    (
+      "linear(0.1 -> 0)",
+      schedules.linear(0.1, 0.0, T),
+      [0, 1, T - 2, T - 1, T],
+      lambda t: f32(0.1) * (1 - mpmath.mpf(min(t, T)) / T),
+    )
+  )
+  out.append(
+    (
+      "linear(0 -> 0.1)",
+      schedules.linear(0.0, 0.1, T),
+      [0, 1, 2, T - 1, T],
+      lambda t: f32(0.1) * mpmath.mpf(min(t, T)) / T,
+    )
+  )
+  out.append(
+    (
+      "polynomial_decay(p=2)",
+      schedules.polynomial_decay(0.1, T, 0.0, 2.0),
+      [0, 1, T - 2, T - 1, T],
+      lambda t: f32(0.1) * (1 - mpmath.mpf(min(t, T)) / T) ** 2,
+    )
+  )
   for anneal in ("cos", "linear"):
     for three in (False, True):
       s = schedules.one_cycle(0.1, T, pct_start=0.25, anneal=anneal, three_phase=three)
@@ -237,21 +270,57 @@ def _cases_near_phase_ends():
       ts = [0, 1, e1 - 2, e1 - 1, e1, e1 + 1, e1 + 2, T - 3, T - 2, T - 1]
       if three:
         ts += [2 * e1 - 1, 2 * e1, 2 * e1 + 1]
-      out.append((f"one_cycle({anneal}, three_phase={three})", s, ts,
-                  lambda t, anneal=anneal, three=three: _exact_one_cycle(
-                    f32(0.1), T, f32(0.25), f32(25.0), f32(1e4), t, anneal, three)))
+      out.append(
+        (
+          f"one_cycle({anneal}, three_phase={three})",
+          s,
+          ts,
+          lambda t, anneal=anneal, three=three: _exact_one_cycle(
+            f32(0.1), T, f32(0.25), f32(25.0), f32(1e4), t, anneal, three
+          ),
+        )
+      )
   N, W, D = T, 1000, 10**5
-  out.append(("warmup_stable_decay(cosine)", schedules.warmup_stable_decay(0.1, N, W, D, decay="cosine"),
-              [0, 1, W - 1, W, N - D, N - D + 1, N - 2, N - 1, N],
-              lambda t: (f32(0.1) * t / W if t < W else f32(0.1) if t < N - D else
-                         _cos_anneal(f32(0.1), 0, mpmath.mpf(t - (N - D)) / D) if t < N else mpmath.mpf(0))))
-  out.append(("cyclic(triangular)", schedules.cyclic(0.001, 0.1, 5000, 7000), [0, 1, 4999, 5000, 5001, 11999, 12000, 12001],
-              lambda t: _exact_cyclic(f32(0.001), f32(0.1), 5000, 7000, t)))
-  out.append(("cosine_warm_restarts", schedules.cosine_warm_restarts(0.1, 10**4, 1, 1e-5),
-              [0, 1, 10**4 - 1, 10**4, 10**4 + 1, 10**7 - 1, 10**7],
-              lambda t: _cos_anneal(f32(0.1), f32(1e-5), mpmath.mpf(t % 10**4) / 10**4)))
-  out.append(("inverse_sqrt", schedules.inverse_sqrt(0.1, 4000), [0, 1, 3999, 4000, 4001, 10**7],
-              lambda t: f32(0.1) * min(mpmath.mpf(t) / 4000, mpmath.sqrt(mpmath.mpf(4000) / max(t, 1)))))
+  out.append(
+    (
+      "warmup_stable_decay(cosine)",
+      schedules.warmup_stable_decay(0.1, N, W, D, decay="cosine"),
+      [0, 1, W - 1, W, N - D, N - D + 1, N - 2, N - 1, N],
+      lambda t: (
+        f32(0.1) * t / W
+        if t < W
+        else f32(0.1)
+        if t < N - D
+        else _cos_anneal(f32(0.1), 0, mpmath.mpf(t - (N - D)) / D)
+        if t < N
+        else mpmath.mpf(0)
+      ),
+    )
+  )
+  out.append(
+    (
+      "cyclic(triangular)",
+      schedules.cyclic(0.001, 0.1, 5000, 7000),
+      [0, 1, 4999, 5000, 5001, 11999, 12000, 12001],
+      lambda t: _exact_cyclic(f32(0.001), f32(0.1), 5000, 7000, t),
+    )
+  )
+  out.append(
+    (
+      "cosine_warm_restarts",
+      schedules.cosine_warm_restarts(0.1, 10**4, 1, 1e-5),
+      [0, 1, 10**4 - 1, 10**4, 10**4 + 1, 10**7 - 1, 10**7],
+      lambda t: _cos_anneal(f32(0.1), f32(1e-5), mpmath.mpf(t % 10**4) / 10**4),
+    )
+  )
+  out.append(
+    (
+      "inverse_sqrt",
+      schedules.inverse_sqrt(0.1, 4000),
+      [0, 1, 3999, 4000, 4001, 10**7],
+      lambda t: f32(0.1) * min(mpmath.mpf(t) / 4000, mpmath.sqrt(mpmath.mpf(4000) / max(t, 1))),
+    )
+  )
   return out
 
 
@@ -287,7 +356,9 @@ def _x64_child():
     def as64(v):
       if isinstance(v, (bool, str)):
         return v
-      if isinstance(v, schedules.Schedule) or (isinstance(v, (list, tuple)) and v and isinstance(v[0], schedules.Schedule)):
+      if isinstance(v, schedules.Schedule) or (
+        isinstance(v, (list, tuple)) and v and isinstance(v[0], schedules.Schedule)
+      ):
         return jax.tree.map(lambda x: np.asarray(x, np.float64), v)  # nested schedules: float64 leaves
       return np.asarray(v, np.float64)
 
@@ -295,7 +366,9 @@ def _x64_child():
     r64 = s64(steps64)
     scale = float(np.max(np.abs(np.asarray(r64)))) or 1.0
     report["schedules"][name] = dict(
-      dtype32=str(r32.dtype), dtype64=str(r64.dtype), finite=bool(np.all(np.isfinite(r32)) and np.all(np.isfinite(r64))),
+      dtype32=str(r32.dtype),
+      dtype64=str(r64.dtype),
+      finite=bool(np.all(np.isfinite(r32)) and np.all(np.isfinite(r64))),
       max_rel=float(np.max(np.abs(np.asarray(r32, np.float64) - np.asarray(r64)) / scale)),
       int32_step=str(s32(jnp.int32(7)).dtype),
     )
@@ -313,8 +386,10 @@ def _x64_child():
       results[str(np.dtype(dt))] = (p, st)
     p32, st32 = results["float32"]
     p64, _ = results["float64"]
-    diff = max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b)) / (np.abs(np.asarray(b)) + 1e-3)))
-               for a, b in zip(jax.tree.leaves(p32), jax.tree.leaves(p64)))
+    diff = max(
+      float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b)) / (np.abs(np.asarray(b)) + 1e-3)))
+      for a, b in zip(jax.tree.leaves(p32), jax.tree.leaves(p64))
+    )
     report["optimizers"][name] = dict(
       max_rel=diff,
       params32=sorted({str(x.dtype) for x in jax.tree.leaves(p32)}),
@@ -338,9 +413,13 @@ def _x64_optimizer_makers():
 
 @pytest.fixture(scope="module")
 def x64_report():
-  env = dict(os.environ, JAX_ENABLE_X64="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env = dict(
+    os.environ, JAX_ENABLE_X64="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+  )
   code = "from tests.test_precision import _x64_child; _x64_child()"
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+  )
   assert out.returncode == 0, out.stderr[-4000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -348,8 +427,13 @@ def x64_report():
 def test_x64_schedules_agree_with_float32(x64_report):
   bad = {}
   for name, r in x64_report["schedules"].items():
-    if not (r["finite"] and r["dtype32"] == "float32" and r["dtype64"] == "float64" and r["int32_step"] == "float32"
-            and r["max_rel"] <= X64_RTOL):
+    if not (
+      r["finite"]
+      and r["dtype32"] == "float32"
+      and r["dtype64"] == "float64"
+      and r["int32_step"] == "float32"
+      and r["max_rel"] <= X64_RTOL
+    ):
       bad[name] = r
   assert not bad, bad
   assert set(x64_report["schedules"]) == set(SCHEDULE_CASES)
@@ -358,8 +442,13 @@ def test_x64_schedules_agree_with_float32(x64_report):
 def test_x64_optimizers_agree_with_float32_and_keep_dtypes(x64_report):
   bad = {}
   for name, r in x64_report["optimizers"].items():
-    ok = (r["max_rel"] <= X64_RTOL and r["params32"] == ["float32"] and r["params64"] == ["float64"]
-          and r["state32"] == ["float32"] and r["counts"] == ["int32"])
+    ok = (
+      r["max_rel"] <= X64_RTOL
+      and r["params32"] == ["float32"]
+      and r["params64"] == ["float64"]
+      and r["state32"] == ["float32"]
+      and r["counts"] == ["int32"]
+    )
     if not ok:
       bad[name] = r
   assert not bad, bad

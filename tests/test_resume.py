@@ -174,14 +174,21 @@ def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
     params_k, state_k = _run(step, params0, state0, x, y, recipe, 0, K)
     save(tmp_path / f"{name}_params.npz", params_k)
     save(tmp_path / f"{name}_state.npz", state_k)
-    meta[name] = {**{k: v for k, v in recipe.items() if k != "schedule"}, "schedule": recipe["schedule"].to_config()}
+    meta[name] = {
+      **{k: v for k, v in recipe.items() if k != "schedule"},
+      "schedule": recipe["schedule"].to_config(),
+    }
     expected[name] = (step, params0, state0, recipe, state_k)
   (tmp_path / "cases.json").write_text(json.dumps(meta))
 
   env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   code = "import sys; from tests.test_resume import _resume_child; _resume_child(sys.argv[1])"
   child = subprocess.Popen(
-    [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    [sys.executable, "-c", code, str(tmp_path)],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
   )
   # The uninterrupted runs, computed while the child works.
   full = {}

@@ -183,7 +183,7 @@ def test_gradients_are_finite_for_every_hyperparameter():
 @pytest.mark.parametrize(
   "kwargs,match",
   [
-    ({"period": 0}, r"cosine_warm_restarts: `period` must be > 0, got period=0\."),
+    ({"period": 0}, r"cosine_warm_restarts: `period` must be >= 1, got period=0\."),
     ({"period": -2.5}, r"period=-2\.5"),
     (
       {"period": 5, "period_mult": 0.99},

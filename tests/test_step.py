@@ -77,7 +77,7 @@ def test_same_numbers_as_unfused_update_and_apply(name):
       params, state = step(params, state, _grads(t))
   # Same operations, different schedule of roundings: XLA fuses the elementwise ops (and may
   # reassociate the global norm's sum), so the numbers agree to float32 rounding, not bitwise.
-  chex_opts = dict(rtol=2e-6, atol=1e-7)
+  chex_opts = {"rtol": 2e-6, "atol": 1e-7}
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), **chex_opts)
   assert jax.tree.structure(state) == jax.tree.structure(ref_state)
@@ -90,7 +90,12 @@ def test_same_numbers_as_unfused_update_and_apply(name):
 @pytest.mark.parametrize("name", ["adam", "optax_adam"])
 def test_bitwise_equal_to_jit_without_donation(name):
   tx, step = _case(name)
-  plain = jax.jit(lambda p, s, g: (lambda u, s2: (optax.apply_updates(p, u), s2))(*tx.update(g, s, p)))
+
+  @jax.jit
+  def plain(p, s, g):
+    u, s = tx.update(g, s, p)
+    return optax.apply_updates(p, u), s
+
   params = _params()
   state = tx.init(params)
   want_p, want_s = plain(params, state, _grads(0))

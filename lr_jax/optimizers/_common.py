@@ -30,7 +30,12 @@ def _learning_rate(learning_rate, fn: str):
   """
   is_number = isinstance(learning_rate, (numbers.Real, np.ndarray, np.generic, jax.Array, str, bytes))
   if not (is_number or learning_rate is None):
-    return learning_rate
+    if callable(learning_rate) and not isinstance(learning_rate, optax.GradientTransformation):
+      return learning_rate
+    raise ValueError(
+      f"{fn}: `learning_rate` must be a number, an array or a schedule (a callable step -> rate), "
+      f"got learning_rate={learning_rate!r}."
+    )
   lr = number(learning_rate, fn=fn, name="learning_rate")
   ok = check(lr >= 0, fn=fn, must="`learning_rate` must be >= 0", learning_rate=lr)
   return poison(lr, ok)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -33,7 +34,7 @@ def _all_finite(tree) -> jax.Array:
 
 
 def skip_nonfinite(
-  optimizer: optax.GradientTransformation, max_consecutive: Optional[Any] = None
+  optimizer: optax.GradientTransformation, max_consecutive: Any | None = None
 ) -> optax.GradientTransformationExtraArgs:
   """Wraps ``optimizer`` so that a gradient with a NaN or an inf is skipped, counted, and harmless.
 
@@ -98,7 +99,9 @@ def skip_nonfinite(
   ok = True
   if max_consecutive is not None:
     max_consecutive = number(max_consecutive, fn=fn, name="max_consecutive", integer=True)
-    ok = check(max_consecutive >= 0, fn=fn, must="`max_consecutive` must be >= 0", max_consecutive=max_consecutive)
+    ok = check(
+      max_consecutive >= 0, fn=fn, must="`max_consecutive` must be >= 0", max_consecutive=max_consecutive
+    )
     if ok is not True:  # traced: also require a whole number
       ok = ok & (jnp.round(max_consecutive) == max_consecutive)
   inner = optax.with_extra_args_support(optimizer)
@@ -116,7 +119,10 @@ def skip_nonfinite(
     notfinite_count = jnp.where(finite, jnp.zeros([], jnp.int32), optax.safe_increment(state.notfinite_count))
     apply = finite
     if max_consecutive is not None:
-      limit = jnp.asarray(max_consecutive).astype(jnp.float32)
+      if isinstance(max_consecutive, jax.core.Tracer):
+        limit = max_consecutive.astype(jnp.float32)
+      else:  # via float64: a Python int beyond int32 must not overflow jnp.asarray
+        limit = np.float32(np.asarray(max_consecutive, np.float64))
       apply = finite | (notfinite_count.astype(jnp.float32) > limit)
 
     def do_update(_):

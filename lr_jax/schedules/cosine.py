@@ -153,7 +153,7 @@ class CosineWarmRestarts(Schedule):
   name = "cosine_warm_restarts"
 
   def valid(self):
-    return _ok(self.period > 0, self.period_mult >= 1)
+    return _ok(self.period >= 1, self.period_mult >= 1)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     # About a hundred elementwise ops: one jitted call (inlined under an outer jit) instead of
@@ -165,7 +165,7 @@ class CosineWarmRestarts(Schedule):
     init, period, mult, end = (
       as_float(x, dt) for x in (self.init_value, self.period, self.period_mult, self.end_value)
     )
-    period = jnp.where(period > 0, period, 1)  # keeps invalid lanes finite until poisoned
+    period = jnp.where(period >= 1, period, 1)  # keeps invalid lanes finite until poisoned
     t = as_step(step, dt)
     # Every branch is computed and one is selected, so period_mult can be traced.
     one = mult <= 1
@@ -211,7 +211,8 @@ def cosine_warm_restarts(
 
   Args:
     init_value: rate at the start of every cycle.
-    period: length of the first cycle; must be > 0.
+    period: length of the first cycle in steps; must be >= 1 (PyTorch: a whole T_0 >= 1; fractional
+      periods are allowed here).
     period_mult: growth factor of the cycle length; must be >= 1.
     end_value: rate approached at the end of every cycle.
 
@@ -235,6 +236,6 @@ def cosine_warm_restarts(
   period = number(period, fn=fn, name="period")
   period_mult = number(period_mult, fn=fn, name="period_mult")
   end_value = number(end_value, fn=fn, name="end_value")
-  check(period > 0, fn=fn, must="`period` must be > 0", period=period)
+  check(period >= 1, fn=fn, must="`period` must be >= 1", period=period)
   check(period_mult >= 1, fn=fn, must="`period_mult` must be >= 1", period_mult=period_mult)
   return CosineWarmRestarts(init_value, period, period_mult, end_value)

@@ -281,7 +281,13 @@ class MultistepDecay(Schedule):
   name = "multistep_decay"
 
   def valid(self):
-    return _ok(self.gamma > 0, self.milestones >= 0, _nondecreasing(self.milestones))
+    return _ok(self.gamma > 0, self.milestones >= 0, _nondecreasing(self.milestones), self._finite_peak())
+
+  def _finite_peak(self):
+    if not is_traced((self.init_value, self.gamma, self.milestones)):
+      return True  # checked eagerly by multistep_decay
+    n = jnp.shape(self.milestones)[0]
+    return jnp.isfinite(jnp.abs(as_float(self.init_value, jnp.float32)) * jnp.power(as_float(self.gamma, jnp.float32), n))
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -342,6 +348,15 @@ def multistep_decay(init_value: ArrayLike, milestones: ArrayLike, gamma: ArrayLi
     milestones=milestones,
   )
   check(gamma > 0, fn=fn, must="`gamma` must be > 0", gamma=gamma)
+  if not is_traced((init_value, milestones, gamma)):  # growth (gamma > 1) must stay finite in float32
+    peak = np.abs(np.float64(init_value)) * np.float64(gamma) ** np.shape(milestones)[0]
+    check(
+      peak <= np.finfo(np.float32).max,
+      fn=fn,
+      must="`gamma` ** len(milestones) * |init_value| must stay finite in float32",
+      gamma=gamma,
+      milestones=milestones,
+    )
   return MultistepDecay(init_value, milestones, gamma)
 
 
