@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lr_jax._validation import all_ok, check, choice, number, poison
+from lr_jax.schedules.decay import _floor_div, _remainder
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -50,8 +51,10 @@ class Cyclic(Schedule):
     )
     t = as_step(step, dt)
     total = up + down
-    done = jnp.floor(t / total)  # completed cycles (PyTorch's ``cycle - 1``)
-    pos = jnp.clip(t - done * total, 0, total)  # position inside the current cycle
+    # Completed cycles (PyTorch's ``cycle - 1``) and the position inside the current one, exact for
+    # integer steps up to 2**31-1 (a float32 step alone loses the position past 2**24).
+    done = _floor_div(step, total, dt)
+    pos = jnp.clip(_remainder(step, total, dt), 0, total)
     rise = pos / up
     fall = (total - pos) / jnp.where(down > 0, down, 1)
     height = jnp.where(pos <= up, rise, fall)  # triangle wave in [0, 1]

@@ -605,9 +605,12 @@ class Linear(Schedule):
     dt = self.dtype
     init, end, total = (as_float(x, dt) for x in (self.init_value, self.end_value, self.total_steps))
     total = jnp.where(total > 0, total, 1)
-    # end + (init - end) * (1 - pct) is exact at pct = 1; init + (end - init) * pct is not in float32.
-    remaining = jnp.clip(total - as_step(step, dt), 0, total) / total
-    return poison(end + (init - end) * remaining, self.valid())
+    # A two-sided lerp: init + (end - init) * pct is exact near pct = 0 and end + (init - end) * (1 - pct)
+    # near pct = 1; each is used on its own half, so neither end cancels in float32.
+    t = jnp.clip(as_step(step, dt), 0, total)
+    done, remaining = t / total, (total - t) / total
+    rate = jnp.where(done < 0.5, init + (end - init) * done, end + (init - end) * remaining)
+    return poison(rate, self.valid())
 
 
 @register("linear")
