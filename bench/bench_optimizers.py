@@ -257,6 +257,7 @@ def bench_case(opt_name, n, leaves, repeats, budget=0.0):
     xla_param_sized_fusions=xla_fusions,
     **{f"{k}_s": med[k] for k in med},
     frac_roofline=roof_s / med["lr_jax"],
+    lr_jax_compile_s=compile_s["lr_jax"],
     speedup_vs_optax_donated=med["optax_donated"] / med["lr_jax"],
     vs_torch_fused=med["lr_jax"] / med["torch_fused"] if "torch_fused" in med else None,
   )
@@ -298,6 +299,7 @@ def markdown(rows: list[dict]) -> str:
     "lr_jax / torch fused",
     "200 leaves / 1 leaf",
     "XLA B/param",
+    "lr_jax compile ms",
   ]
   body = []
   for r in rows:
@@ -321,6 +323,7 @@ def markdown(rows: list[dict]) -> str:
         ""
         if r["xla_bytes_per_param"] != r["xla_bytes_per_param"]
         else f"{r['xla_bytes_per_param']:.0f} ({r['ideal_bytes_per_param']})",
+        fmt_ms(r.get("lr_jax_compile_s", float("nan"))),
       ]
     )
   note = (

@@ -2,7 +2,7 @@
 # Runs the benchmark set on a GPU machine, from the repository root: the goal sizes (`--quick`:
 # 10M-parameter optimizer steps, 1M-step schedules, the 32-config sweep with its memory table, the
 # LR range test), then the full optimizer table (1M/10M/50M). About 3-5 minutes on one H200; each
-# part is capped by `timeout` so the whole stays under 9 minutes.
+# part is capped by `timeout` (300 s + 240 s) so the whole stays under 9 minutes.
 #
 #   PYTHON=/path/to/python bash bench/gpu.sh          # results under $OUT (or bench/results)
 #
@@ -28,9 +28,9 @@ EOF
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv 2>/dev/null | tee "$OUTDIR/gpu-info.txt"
 
 status=0
-timeout 330 "$PY" bench/run.py --quick --out "$OUTDIR" > "$OUTDIR/gpu-quick.md" 2> "$OUTDIR/gpu-quick.log" || status=$?
+timeout 300 "$PY" bench/run.py --quick --out "$OUTDIR" > "$OUTDIR/gpu-quick.md" 2> "$OUTDIR/gpu-quick.log" || status=$?
 echo "quick: exit $status"
-timeout 200 "$PY" bench/run.py --only optimizers --out "$OUTDIR" > "$OUTDIR/gpu-optimizers-full.md" 2> "$OUTDIR/gpu-optimizers-full.log" || status=$?
+timeout 240 "$PY" bench/run.py --only optimizers --out "$OUTDIR" > "$OUTDIR/gpu-optimizers-full.md" 2> "$OUTDIR/gpu-optimizers-full.log" || status=$?
 echo "optimizers (full): exit $status"
 cat "$OUTDIR/gpu-quick.md" "$OUTDIR/gpu-optimizers-full.md" 2>/dev/null | grep -v '^{'
 exit $status

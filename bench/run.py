@@ -111,6 +111,44 @@ def goals(summaries: dict[str, list[dict]], env: dict) -> str:
   return "### Goals (issue 6), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
+def report_from_json(path) -> str:
+  """The markdown report of a saved run (e.g. one fetched back from a GPU machine)."""
+  data = json.loads(Path(path).read_text())
+  recs, env, mode = data["records"], data["env"], data["mode"]
+  pick = lambda prefix, contender: [
+    r for r in recs if r["name"].startswith(prefix) and r["contender"] == contender
+  ]
+  summaries, sections = {}, []
+  for name in data["benchmarks"]:
+    module = importlib.import_module(f"bench_{name}")
+    if name == "optimizers":
+      rows = pick("optimizer/", "summary")
+      for r in rows:  # older files: the compile time is on the contender's record only
+        if "lr_jax_compile_s" not in r:
+          r["lr_jax_compile_s"] = next(x["compile_s"] for x in pick(r["name"], "lr_jax"))
+      profile = [r["text"] for r in recs if r["name"] == "optimizer/xla_profile"]
+      md = module.markdown(rows) + ("\n" + profile[0] + "\n" if profile else "")
+    elif name == "schedules":
+      rows = pick("schedule/", "summary")
+      torch_steps = next((r["torch_steps"] for r in pick("schedule/", "torch")), float("nan"))
+      md = module.markdown(rows, rows[0]["steps"], torch_steps)
+    elif name == "sweep":
+      rows = pick("sweep/", "summary") + pick("sweep/", "memory")
+      md = module.markdown(rows[0], rows[1:])
+    else:
+      rows = pick("finder/", "summary")
+      md = module.markdown(rows[0])
+    summaries[name] = rows
+    sections.append(md)
+  head = (
+    f"Device `{env['device']}` ({env['cpu_count']} CPUs, load average {env.get('load_avg_1m', float('nan')):.1f} at start), "
+    f"jax {env['jax_version']}, optax {env['optax_version']}, torch {env['torch_version']}, python {env['python']}; "
+    f"mode `{mode}`; `python bench/run.py{' --' + mode if mode != 'full' else ''}` took {sum(data['seconds'].values()):.0f} s."
+  )
+  goal_md = goals(summaries, env) if mode != "smoke" else "(smoke sizes: goals not evaluated)\n"
+  return "\n".join(["## Benchmarks", "", head, "", goal_md, *sections])
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description="Runs the lr_jax benchmarks.")
   g = ap.add_mutually_exclusive_group()
@@ -118,7 +156,13 @@ def main(argv=None) -> int:
   g.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs")
   ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(BENCHES)}")
   ap.add_argument("--out", default=str(HERE / "results"), help="directory for the JSON and latest.md")
+  ap.add_argument(
+    "--from-json", default=None, help="rebuild the report of a saved run (prints it; writes nothing)"
+  )
   args = ap.parse_args(argv)
+  if args.from_json is not None:
+    print(report_from_json(args.from_json))
+    return 0
   mode = "smoke" if args.smoke else ("quick" if args.quick else "full")
   names = BENCHES if args.only is None else tuple(n.strip() for n in args.only.split(","))
   unknown = [n for n in names if n not in BENCHES]

@@ -32,7 +32,7 @@ def test_run_smoke_writes_json_and_report(tmp_path, capsys):
   assert {r["name"].split("/")[0] for r in records} == {"optimizer", "schedule", "sweep", "finder"}
   for r in records:
     assert {"name", "backend", "jax_version"} <= set(r)
-    if r["contender"] not in ("summary", "memory"):
+    if r["contender"] not in ("summary", "memory", "profile"):
       assert r["run_s"] > 0 and len(r["samples_s"]) >= 1 and "compile_s" in r
   # every lr_jax schedule is benchmarked
   from lr_jax import schedules
@@ -42,6 +42,12 @@ def test_run_smoke_writes_json_and_report(tmp_path, capsys):
   sweep = [r for r in records if r["name"].startswith("sweep/") and r["contender"] == "summary"]
   assert sweep[0]["strategy"] in ("vmap", "chunked", "map")
   assert not (tmp_path / "latest.md").exists()  # smoke runs never replace the committed report
+  # the report rebuilt from the saved JSON has the same tables
+  assert run.main(["--from-json", str(path)]) == 0
+  rebuilt = capsys.readouterr().out
+  for title in ("### Optimizer step", "### Schedules", "### Sweep", "### LR range test"):
+    assert title in rebuilt
+  assert rebuilt.split("### Optimizer step", 1)[1] == report.split("### Optimizer step", 1)[1]
 
 
 def test_run_rejects_unknown_benchmark():

@@ -13,6 +13,7 @@ import optax
 from lr_jax._validation import check, number, poison
 from lr_jax.schedules._base import as_float
 
+
 def _static_zero(x) -> bool:
   """True only for a plain Python/NumPy number equal to 0 (never for arrays or tracers).
 
@@ -97,6 +98,14 @@ def _params_for_decay(params, updates, weight_decay, fn: str):
   if params is None:
     raise ValueError(f"{fn}: `params` must be passed to update() when weight_decay is used, got params=None.")
   return params
+
+
+def _with_coupled_decay(g, p, weight_decay, dt, use_decay: bool):
+  """``g`` cast to ``dt``, plus the coupled L2 term ``weight_decay * p`` when ``use_decay`` (static)."""
+  x = g.astype(dt)
+  if use_decay:
+    x = x + as_float(weight_decay, dt) * p.astype(dt)
+  return x
 
 
 def _unit_interval(value, *, fn: str, name: str, closed: bool = False):

@@ -18,6 +18,7 @@ from lr_jax.optimizers._common import (
   _params_for_decay,
   _scale_by_learning_rate,
   _static_zero,
+  _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
@@ -55,9 +56,7 @@ def _scale_by_adagrad(lr_decay, weight_decay, initial_accumulator_value, eps, ep
 
     def leaf(g, p, acc):
       dt = acc.dtype
-      x = g.astype(dt)
-      if use_decay:
-        x = x + as_float(weight_decay, dt) * p.astype(dt)
+      x = _with_coupled_decay(g, p, weight_decay, dt, use_decay)
       acc = acc + x * x
       e = as_float(eps, dt)
       denom = jnp.sqrt(acc + e) if eps_in_sqrt else jnp.sqrt(acc) + e

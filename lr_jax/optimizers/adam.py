@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lr_jax._validation import all_ok, check, choice, flag, number, poison
+from lr_jax._validation import all_ok, choice, flag, poison
 from lr_jax.optimizers._common import (
   _learning_rate,
   _lerp,
@@ -19,6 +19,8 @@ from lr_jax.optimizers._common import (
   _params_for_decay,
   _scale_by_learning_rate,
   _static_zero,
+  _unit_interval,
+  _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
@@ -37,19 +39,14 @@ class ScaleByAdamState(NamedTuple):
   nu_max: Any  # amsgrad=True: running max of nu (raw, or bias-corrected), same tree as params; else None
 
 
-def _beta(value, *, fn, name):
-  value = number(value, fn=fn, name=name)
-  return value, check((value >= 0) & (value < 1), fn=fn, must=f"`{name}` must be in [0, 1)", **{name: value})
-
-
 def _one_minus_pow(c, t):
   """``1 - (1 - c)**t`` accurately in float32 (``c`` = 1 - beta, computed before rounding)."""
   return -jnp.expm1(t * jnp.log1p(-c))
 
 
 def _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, amsgrad_max, moment_dtype, fn):
-  b1, ok_b1 = _beta(b1, fn=fn, name="b1")
-  b2, ok_b2 = _beta(b2, fn=fn, name="b2")
+  b1, ok_b1 = _unit_interval(b1, fn=fn, name="b1")
+  b2, ok_b2 = _unit_interval(b2, fn=fn, name="b2")
   eps, ok_eps = _non_negative(eps, fn=fn, name="eps")
   weight_decay, ok_wd = _non_negative(weight_decay, fn=fn, name="weight_decay")
   amsgrad = flag(amsgrad, fn=fn, name="amsgrad")
@@ -77,10 +74,7 @@ def _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, a
 
     def leaf(g, p, mu, nu, nu_max):
       dt = mu.dtype
-      x = g.astype(dt)
-      wd = as_float(weight_decay, dt)
-      if use_decay and not decoupled:
-        x = x + wd * p.astype(dt)
+      x = _with_coupled_decay(g, p, weight_decay, dt, use_decay and not decoupled)
       c1 = as_float(1 - b1, dt)  # 1 - beta before rounding, as torch's Python floats
       c2 = as_float(1 - b2, dt)
       t = count_inc.astype(dt)
@@ -98,7 +92,7 @@ def _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, a
         denom = jnp.sqrt(nu) / jnp.sqrt(bc2) + as_float(eps, dt)
       u = mu / denom / bc1
       if use_decay and decoupled:  # lr_t * (u + wd * p) == p * lr_t * wd + lr_t * u, torch's AdamW
-        u = u + wd * p.astype(dt)
+        u = u + as_float(weight_decay, dt) * p.astype(dt)
       return poison(u, ok).astype(g.dtype), mu, nu, nu_max
 
     new_updates, mu, nu, nu_max = _map_leaves(leaf, 4, updates, params, state.mu, state.nu, state.nu_max)

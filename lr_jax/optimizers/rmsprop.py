@@ -20,6 +20,7 @@ from lr_jax.optimizers._common import (
   _scale_by_learning_rate,
   _static_zero,
   _unit_interval,
+  _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
@@ -66,9 +67,7 @@ def _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
 
     def leaf(g, p, nu, mu, buf):
       dt = nu.dtype
-      x = g.astype(dt)
-      if use_decay:
-        x = x + as_float(weight_decay, dt) * p.astype(dt)
+      x = _with_coupled_decay(g, p, weight_decay, dt, use_decay)
       a = as_float(alpha, dt)
       w = as_float(1 - alpha, dt)  # 1 - alpha before rounding, as torch computes it
       nu = a * nu + w * (x * x)

@@ -21,6 +21,7 @@ from lr_jax.optimizers._common import (
   _scale_by_learning_rate,
   _static_zero,
   _unit_interval,
+  _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
@@ -66,9 +67,7 @@ def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, fn)
 
     def leaf(g, p, buf):
       dt = buf.dtype if use_trace else _moment_dtype(g.dtype, moment_dtype)
-      d_p = g.astype(dt)
-      if use_decay:
-        d_p = d_p + as_float(weight_decay, dt) * p.astype(dt)
+      d_p = _with_coupled_decay(g, p, weight_decay, dt, use_decay)
       new_buf = None
       if use_trace:
         mom = as_float(momentum, dt)

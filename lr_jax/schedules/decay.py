@@ -134,6 +134,15 @@ def _count_passed(step: ArrayLike, points: jax.Array, dt, *, strict: bool) -> ja
   return jnp.sum(diff > 0 if strict else diff >= 0, axis=-1)
 
 
+def _decay_progress(step: ArrayLike, decay_steps: jax.Array, dt, staircase: bool) -> jax.Array:
+  """``p = t / decay_steps`` (``floor`` of it with ``staircase``); ``decay_steps <= 0`` counts as 1.
+
+  (An invalid ``decay_steps`` only keeps an invalid lane's arithmetic finite before poisoning.)
+  """
+  ds = jnp.where(decay_steps > 0, decay_steps, 1)
+  return _floor_div(step, ds, dt) if staircase else as_step(step, dt) / ds
+
+
 def _stack_traced(x):
   """A list or tuple holding tracers (``[w, 2 * w]`` inside jit) as one array; anything else as is."""
   if isinstance(x, (list, tuple)) and is_traced(x):
@@ -380,8 +389,7 @@ class ExponentialDecay(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, gamma, ds = (as_float(x, dt) for x in (self.init_value, self.gamma, self.decay_steps))
-    ds = jnp.where(ds > 0, ds, 1)
-    p = _floor_div(step, ds, dt) if self.staircase else as_step(step, dt) / ds
+    p = _decay_progress(step, ds, dt, self.staircase)
     return poison(init * jnp.power(gamma, p), self.valid())
 
 
@@ -458,9 +466,8 @@ class InverseTimeDecay(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, rate, ds = (as_float(x, dt) for x in (self.init_value, self.decay_rate, self.decay_steps))
-    ds = jnp.where(ds > 0, ds, 1)
     rate = jnp.maximum(rate, 0)  # keeps an invalid lane finite before poisoning
-    p = _floor_div(step, ds, dt) if self.staircase else as_step(step, dt) / ds
+    p = _decay_progress(step, ds, dt, self.staircase)
     return poison(init / (1 + rate * p), self.valid())
 
 
