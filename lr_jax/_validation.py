@@ -86,7 +86,9 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
       arr = np.asarray(value)
     except Exception as e:  # ragged lists, odd objects
       raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.") from e
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype == bool or not (
+      np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
       raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
     if arr.ndim > (1 if allow_array else 0):
       kind = "a 1-D sequence of numbers" if allow_array else "a scalar"

@@ -534,7 +534,9 @@ def lr_find(
   check(min_lr > 0, fn=fn, must="`min_lr` must be > 0", min_lr=min_lr)
   check(max_lr > min_lr, fn=fn, must="`max_lr` must be > `min_lr`", min_lr=min_lr, max_lr=max_lr)
   check(num_steps >= 10, fn=fn, must="`num_steps` must be >= 10", num_steps=num_steps)
-  check(num_steps < 2**31, fn=fn, must="`num_steps` must fit an int32 step counter (< 2**31)", num_steps=num_steps)
+  check(
+    num_steps < 2**31, fn=fn, must="`num_steps` must fit an int32 step counter (< 2**31)", num_steps=num_steps
+  )
   check(num_repeats >= 1, fn=fn, must="`num_repeats` must be >= 1", num_repeats=num_repeats)
   check((smoothing >= 0) & (smoothing < 1), fn=fn, must="`smoothing` must be in [0, 1)", smoothing=smoothing)
   if diverge_threshold is None:

@@ -183,7 +183,9 @@ class SweepResult(NamedTuple):
     if key is None:
       key = "eval" if self.eval is not None else "final_loss"
     if key not in ("eval", "final_loss") or (key == "eval" and self.eval is None):
-      raise ValueError(f"SweepResult.best: `key` must be 'final_loss' or (with an eval_fn) 'eval', got key={key!r}.")
+      raise ValueError(
+        f"SweepResult.best: `key` must be 'final_loss' or (with an eval_fn) 'eval', got key={key!r}."
+      )
     if mode not in ("min", "max"):
       raise ValueError(f"SweepResult.best: `mode` must be 'min' or 'max', got mode={mode!r}.")
     if not np.any(self.valid):
@@ -452,7 +454,9 @@ def sweep(
   names = list(configs[0])
   num_steps = int(number(num_steps, fn=fn, name="num_steps", integer=True))
   if not 1 <= num_steps < 2**31:
-    raise ValueError(f"{fn}: `num_steps` must be >= 1 and fit an int32 step counter (< 2**31), got num_steps={num_steps}.")
+    raise ValueError(
+      f"{fn}: `num_steps` must be >= 1 and fit an int32 step counter (< 2**31), got num_steps={num_steps}."
+    )
   if max_parallel is not None:
     max_parallel = number(max_parallel, fn=fn, name="max_parallel", integer=True)
     if max_parallel < 1:

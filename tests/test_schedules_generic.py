@@ -27,7 +27,9 @@ def case(name):
 
 
 def numeric(kwargs):
-  return {k: v for k, v in kwargs.items() if not isinstance(v, (str, bool, Schedule, tuple)) and k != "schedules"}
+  return {
+    k: v for k, v in kwargs.items() if not isinstance(v, (str, bool, Schedule, tuple)) and k != "schedules"
+  }
 
 
 def test_every_design_name_is_public():
@@ -95,7 +97,9 @@ def test_schedule_is_a_jit_argument_without_recompiling(name):
   np.testing.assert_allclose(f(b, STEPS), b(STEPS), rtol=2e-6, atol=1e-7)
   assert f._cache_size() == 1
   batch = jax.tree.map(lambda x, y: jnp.stack([jnp.asarray(x), jnp.asarray(y)]), a, b)
-  np.testing.assert_allclose(jax.vmap(lambda s: s(STEPS))(batch), np.stack([a(STEPS), b(STEPS)]), rtol=2e-6, atol=1e-7)
+  np.testing.assert_allclose(
+    jax.vmap(lambda s: s(STEPS))(batch), np.stack([a(STEPS), b(STEPS)]), rtol=2e-6, atol=1e-7
+  )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -159,7 +163,9 @@ def test_works_as_optax_learning_rate_and_in_inject_hyperparams(name):
   for k in range(5):
     u, state = opt.update(grads, state, p)
     p = optax.apply_updates(p, u)
-    np.testing.assert_allclose(p, params - grads * np.sum([float(s(j)) for j in range(k + 1)]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      p, params - grads * np.sum([float(s(j)) for j in range(k + 1)]), rtol=1e-5, atol=1e-6
+    )
   inj = optax.inject_hyperparams(optax.adam)(learning_rate=s)
   st = inj.init(params)
   _, st = inj.update(grads, st, params)

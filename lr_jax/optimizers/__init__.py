@@ -1,23 +1,36 @@
-"""Optimizers with PyTorch's numerics, as Optax ``GradientTransformation``s."""
+"""Optimizers with PyTorch's numerics, as Optax ``GradientTransformation``s.
 
-import importlib as _importlib
+Each optimizer is ``optax.chain(scale_by_<name>(...), <learning-rate step>)``; the ``scale_by_*``
+building blocks and their ``ScaleBy<Name>State`` NamedTuples are public too. ``reduce_on_plateau``
+scales updates by a loss-driven multiplier, ``skip_nonfinite`` skips NaN/inf gradients, and
+``update_step`` is the recommended jitted, buffer-donating ``update + apply_updates``.
+"""
 
-from lr_jax.optimizers.adagrad import *  # noqa: F401,F403
-from lr_jax.optimizers.adam import *  # noqa: F401,F403
-from lr_jax.optimizers.plateau import *  # noqa: F401,F403
-from lr_jax.optimizers.rmsprop import *  # noqa: F401,F403
-from lr_jax.optimizers.sgd import *  # noqa: F401,F403
-from lr_jax.optimizers.step import *  # noqa: F401,F403
+from lr_jax.optimizers.adagrad import ScaleByAdagradState, adagrad, scale_by_adagrad
+from lr_jax.optimizers.adam import ScaleByAdamState, adam, adamw, scale_by_adam
+from lr_jax.optimizers.finite import SkipNonfiniteState, skip_nonfinite
+from lr_jax.optimizers.plateau import ReduceOnPlateauState, reduce_on_plateau
+from lr_jax.optimizers.rmsprop import ScaleByRMSPropState, rmsprop, scale_by_rmsprop
+from lr_jax.optimizers.sgd import ScaleBySGDState, scale_by_sgd, sgd
+from lr_jax.optimizers.step import update_step
 
-# The functions sgd, adagrad, rmsprop and adam shadow their modules' names on this package, so the
-# modules are looked up by their full names.
 __all__ = [
-  name
-  for module in ("sgd", "adagrad", "rmsprop", "adam", "plateau", "step")
-  for name in _importlib.import_module(f"lr_jax.optimizers.{module}").__all__
+  "sgd",
+  "adagrad",
+  "rmsprop",
+  "adam",
+  "adamw",
+  "scale_by_sgd",
+  "scale_by_adagrad",
+  "scale_by_rmsprop",
+  "scale_by_adam",
+  "ScaleBySGDState",
+  "ScaleByAdagradState",
+  "ScaleByRMSPropState",
+  "ScaleByAdamState",
+  "reduce_on_plateau",
+  "ReduceOnPlateauState",
+  "skip_nonfinite",
+  "SkipNonfiniteState",
+  "update_step",
 ]
-del _importlib
-
-from lr_jax.optimizers.finite import *  # noqa: E402,F401,F403
-
-__all__ += ["SkipNonfiniteState", "skip_nonfinite"]

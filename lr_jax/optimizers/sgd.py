@@ -1,5 +1,4 @@
-"""SGD with PyTorch's momentum, dampening, Nesterov and coupled weight decay.
-"""
+"""SGD with PyTorch's momentum, dampening, Nesterov and coupled weight decay."""
 
 from __future__ import annotations
 

@@ -296,14 +296,20 @@ class MultistepDecay(Schedule):
     if not is_traced((self.init_value, self.gamma, self.milestones)):
       return True  # checked eagerly by multistep_decay
     n = jnp.shape(self.milestones)[0]
-    return jnp.isfinite(jnp.abs(as_float(self.init_value, jnp.float32)) * jnp.power(as_float(self.gamma, jnp.float32), n))
+    return jnp.isfinite(
+      jnp.abs(as_float(self.init_value, jnp.float32)) * jnp.power(as_float(self.gamma, jnp.float32), n)
+    )
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, milestones, gamma = (as_float(x, dt) for x in (self.init_value, self.milestones, self.gamma))
-    # A duplicated milestone counts twice.
-    passed = _count_passed(step, milestones, dt, strict=False).astype(dt)
-    return poison(init * jnp.power(gamma, passed), self.valid())
+    # gamma ** (milestones passed) as a product of one factor per milestone (a duplicated milestone
+    # counts twice): a few multiplies per step instead of a per-element power, and PyTorch's
+    # repeated multiplication.
+    hi, lo = _split_step(step, dt)
+    points = jnp.reshape(milestones, (1,) * hi.ndim + milestones.shape)  # explicit broadcast
+    passed = (hi[..., None] - points) + lo[..., None] >= 0  # exact, as in _count_passed
+    return poison(init * jnp.prod(jnp.where(passed, gamma, 1), axis=-1), self.valid())
 
 
 @register("multistep_decay")
@@ -680,8 +686,13 @@ class PiecewiseConstant(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     boundaries, values = as_float(self.boundaries, dt), as_float(self.values, dt)
-    index = _count_passed(step, boundaries, dt, strict=True)  # a boundary step keeps the old value
-    return poison(jnp.take(values, index, axis=0, mode="clip"), self.valid())
+    hi, lo = _split_step(step, dt)
+    rate = jnp.broadcast_to(values[0], hi.shape)
+    # Boundaries are sorted: a chain of selects (cheaper than a gather on CPU), exact for integer
+    # steps as in _count_passed; a boundary step keeps the old value (Keras).
+    for i in range(boundaries.shape[0]):
+      rate = jnp.where((hi - boundaries[i]) + lo > 0, values[i + 1], rate)
+    return poison(rate, self.valid())
 
 
 @register("piecewise_constant")
