@@ -98,31 +98,62 @@ def _split_remainder(step: ArrayLike, d: jax.Array, dt):
   return hi, r, wrap, jnp.where(wrap, lo - gap, r + lo)
 
 
-def _remainder(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
-  """``max(step, 0) mod d`` for ``d > 0``; for integer steps up to 2**31-1 exact up to one rounding."""
+def _whole_divisor(step: ArrayLike, d: jax.Array):
+  """``(integer steps, d as an integer, "every d is whole")``, or ``None`` for float steps."""
+  s = _int_step(step)
+  if s is None:
+    return None
+  whole = jnp.all((d == jnp.round(d)) & (d >= 1) & (d <= 2**30))
+  return s, jnp.clip(jnp.round(d), 1, 2**30).astype(s.dtype), whole
+
+
+def _remainder_float(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
   _, _, wrap, x = _split_remainder(step, d, dt)
   # Without a wrap, x = r + lo < d exactly; float32 may round it up to d (the end of the cycle), kept.
   return jnp.where(wrap, jnp.remainder(x, d), x)
 
 
-def _floor_div(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
-  """``floor(max(step, 0) / d)`` for ``d > 0``.
+def _remainder(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
+  """``max(step, 0) mod d`` for ``d > 0``; for integer steps up to 2**31-1 exact up to one rounding.
 
-  Exact for integer steps up to 2**31-1 when ``d`` is a whole number (integer division) or > 512
-  (the exact split above); otherwise within one float32 rounding of the step.
+  Integer steps with a whole ``d`` take integer arithmetic; ``lax.cond`` runs only the branch
+  needed (both, as a select, only when ``d`` is batched under ``vmap``).
   """
+  w = _whole_divisor(step, d)
+  if w is None:
+    return _remainder_float(step, d, dt)
+  s, d_int, whole = w
+  return jax.lax.cond(
+    whole,
+    lambda: jnp.broadcast_to(s % d_int, jnp.broadcast_shapes(s.shape, d_int.shape)).astype(dt),
+    lambda: jnp.broadcast_to(_remainder_float(step, d, dt), jnp.broadcast_shapes(s.shape, jnp.shape(d))),
+  )
+
+
+def _floor_div_float(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
   hi, r, wrap, x = _split_remainder(step, d, dt)
   q_hi = jnp.round((hi - r) / d)  # (hi - r) / d is whole; float32 puts it within 128 / d of it
   q = jnp.floor(x / d)
   q = jnp.where(q * d > x, q - 1, q)  # float rounding of x / d across a whole number
   q = jnp.where((q + 1) * d <= x, q + 1, q)
-  q = q_hi + jnp.where(wrap, 1 + q, 0)
-  s = _int_step(step)
-  if s is None:
-    return q
-  whole = (d == jnp.round(d)) & (d <= 2**30)
-  d_int = jnp.clip(d, 1, 2**30).astype(s.dtype)
-  return jnp.where(whole, (s // d_int).astype(dt), q)
+  return q_hi + jnp.where(wrap, 1 + q, 0)
+
+
+def _floor_div(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
+  """``floor(max(step, 0) / d)`` for ``d > 0``.
+
+  Exact for integer steps up to 2**31-1 when ``d`` is a whole number (integer division, the only
+  branch run) or > 512 (the exact split above); otherwise within one float32 rounding of the step.
+  """
+  w = _whole_divisor(step, d)
+  if w is None:
+    return _floor_div_float(step, d, dt)
+  s, d_int, whole = w
+  return jax.lax.cond(
+    whole,
+    lambda: jnp.broadcast_to(s // d_int, jnp.broadcast_shapes(s.shape, d_int.shape)).astype(dt),
+    lambda: jnp.broadcast_to(_floor_div_float(step, d, dt), jnp.broadcast_shapes(s.shape, jnp.shape(d))),
+  )
 
 
 def _count_passed(step: ArrayLike, points: jax.Array, dt, *, strict: bool) -> jax.Array:
