@@ -47,6 +47,22 @@ def all_ok(*oks):
   return functools.reduce(jnp.logical_and, traced)
 
 
+def valid_all(*conds):
+  """``True`` when every condition is concrete and holds, else one (traced or False) boolean.
+
+  For ``Schedule.valid()``: concrete conditions are reduced with NumPy, so a schedule whose
+  hyperparameters were all checked eagerly pays nothing for ``poison``; traced ones (any shape) are
+  reduced with ``jnp.all``; a concrete failure gives ``False`` (NaN rates from ``poison``).
+  """
+  out = []
+  for c in conds:
+    if is_traced(c):
+      out.append(jnp.all(c))
+    elif not bool(np.all(np.asarray(c))):
+      return jnp.asarray(False)
+  return all_ok(*out)
+
+
 def poison(x, ok):
   """``x`` where ``ok``, NaN elsewhere; a no-op when ``ok is True``."""
   if ok is True:

@@ -29,12 +29,16 @@ __all__ = ["SweepResult", "expand_grid", "sweep"]
 SEEDS = "seeds"
 
 # On CPU, a vmapped batch of configurations turns each matmul into a batched matmul, which XLA:CPU
-# runs slower than separate GEMMs once the per-configuration work is sizeable. Measured on a 2-core
-# CPU, 32 configs x 100 Adam steps of a tanh MLP 16-H-1 (loss+grad FLOPs per step from XLA's cost
-# analysis): H=4, batch 8 (2.4e3 FLOPs): vmap 0.5 ms, sequential lax.map 10 ms; H=32, batch 32
-# (7.6e4): 6.4 ms vs 9.9 ms; H=128, batch 64 (6.1e5): 113 ms vs 38 ms; H=512, batch 128 (4.9e6):
-# 705 ms vs 265 ms. So configurations run one at a time (``lax.map``) above this many FLOPs.
-CPU_VMAP_MAX_FLOPS = 2e5
+# can run slower than separate GEMMs once the per-configuration work is large. Measured on an idle
+# 2-core CPU (32 configurations, Adam; loss+grad FLOPs per step from XLA's cost analysis):
+#   tanh MLP 64-H-10 with a gather loss, 100 steps: H=4/batch 8 (1.1e4): vmap 25 ms, lax.map 35 ms;
+#   H=32/batch 256 (2.6e6): 109 vs 137 ms; H=128/batch 64 (2.6e6): 113 vs 106 ms;
+#   H=256/batch 256 (2.1e7): 823 vs 699 ms; H=512/batch 128 (2.1e7): 1105 vs 754 ms.
+#   The digits MLP 64-32-10 (full batch of 1797, one-hot loss, 1.9e7), 300 steps: vmap 1.22 s,
+#   lax.map 1.58 s, a Python loop of 32 jitted scans 1.67 s.
+# Under heavy load the crossover moves down (H=128/batch 64: vmap 113 ms vs map 38 ms). So
+# configurations run one at a time (``lax.map``) above this many FLOPs; ``max_parallel`` overrides.
+CPU_VMAP_MAX_FLOPS = 3e7
 
 
 # --------------------------------------------------------------------------------------------------

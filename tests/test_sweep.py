@@ -206,8 +206,8 @@ def test_strict_dtype_promotion_with_seeds_and_progress():
 
 def test_strategy_rule():
   assert _choose_chunk("cpu", 32, None, 1e3) == 32  # small problem: vmap everything
-  assert _choose_chunk("cpu", 32, None, 1e7) == 1  # large problem on CPU: one at a time
-  assert _choose_chunk("gpu", 32, None, 1e7) == 32  # accelerators: vmap
+  assert _choose_chunk("cpu", 32, None, 1e8) == 1  # large problem on CPU: one at a time
+  assert _choose_chunk("gpu", 32, None, 1e8) == 32  # accelerators: vmap
   assert _choose_chunk("cpu", 32, 8, 0.0) == 8 and _choose_chunk("gpu", 4, 8, 0.0) == 4
   big = {"x": np.ones((1, 64, 512), np.float32)}
   res = sweep(

@@ -7,9 +7,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import check, number, poison
+from lr_jax._validation import check, number, poison, valid_all
 from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class
-from lr_jax.schedules.decay import _ok, _remainder
+from lr_jax.schedules._steps import _remainder
 
 __all__ = ["cosine_annealing", "cosine_warm_restarts"]
 
@@ -153,7 +153,7 @@ class CosineWarmRestarts(Schedule):
   name = "cosine_warm_restarts"
 
   def valid(self):
-    return _ok(self.period >= 1, self.period_mult >= 1)
+    return valid_all(self.period >= 1, self.period_mult >= 1)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     # About a hundred elementwise ops: one jitted call (inlined under an outer jit) instead of

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lr_jax._validation import all_ok, check, choice, number, poison
-from lr_jax.schedules.decay import _floor_div, _remainder
+from lr_jax._validation import check, choice, number, poison, valid_all
+from lr_jax.schedules._steps import _floor_div, _remainder
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -23,11 +22,6 @@ __all__ = ["cyclic"]
 _MODES = ("triangular", "triangular2", "exp_range")
 
 
-def _ok(*conds):
-  """``all_ok`` over conditions that may be Python/NumPy booleans or (traced) arrays."""
-  return all_ok(*(bool(c) if isinstance(c, (bool, np.bool_)) else c for c in conds))
-
-
 @schedule_class
 class Cyclic(Schedule):
   """See :func:`cyclic`."""
@@ -41,7 +35,7 @@ class Cyclic(Schedule):
   name = "cyclic"
 
   def valid(self):
-    return _ok(self.step_size_up > 0, self.step_size_down >= 0, self.gamma > 0, self.gamma <= 1)
+    return valid_all(self.step_size_up > 0, self.step_size_down >= 0, self.gamma > 0, self.gamma <= 1)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -133,5 +127,5 @@ def cyclic(
   gamma = number(gamma, fn=fn, name="gamma")
   check(step_size_up > 0, fn=fn, must="`step_size_up` must be > 0", step_size_up=step_size_up)
   check(step_size_down >= 0, fn=fn, must="`step_size_down` must be >= 0", step_size_down=step_size_down)
-  check(_ok(gamma > 0, gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
+  check(valid_all(gamma > 0, gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
   return Cyclic(base_value, max_value, step_size_up, step_size_down, mode, gamma)

@@ -11,13 +11,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lr_jax._validation import all_ok, check, flag, is_traced, number, poison
+from lr_jax._validation import check, flag, is_traced, number, poison, valid_all
+from lr_jax.schedules._steps import (
+  _decay_progress,
+  _floor_div,
+  _nondecreasing,
+  _split_step,
+  _stack_traced,
+  _vector,
+)
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
   as_float,
   as_step,
-  compute_dtype,
   register,
   schedule_class,
   static_field,
@@ -33,162 +40,6 @@ __all__ = [
   "polynomial_decay",
   "step_decay",
 ]
-
-
-def _ok(*conds):
-  """``True`` when every condition is concrete and holds, else one (traced) boolean.
-
-  Concrete conditions are reduced with NumPy, so a schedule whose hyperparameters were all checked
-  eagerly pays nothing for ``poison``; traced ones are reduced with ``jnp.all``.
-  """
-  out = []
-  for c in conds:
-    if is_traced(c):
-      out.append(jnp.all(c))
-    elif not bool(np.all(np.asarray(c))):
-      out.append(False)
-  if any(c is False for c in out):
-    return jnp.asarray(False)
-  return all_ok(*out)
-
-
-def _nondecreasing(x):
-  """Elementwise ``x[i+1] >= x[i]`` along the last axis (NumPy or traced, as ``x`` is)."""
-  return x[..., 1:] >= x[..., :-1]
-
-
-_SPLIT = 4096
-
-
-def _int_step(step: ArrayLike):
-  """``max(step, 0)`` as an integer array of at least 32 bits, or ``None`` for float steps."""
-  step = jnp.asarray(step)
-  if not jnp.issubdtype(step.dtype, jnp.integer):
-    return None
-  s = jnp.maximum(step, 0)
-  return s.astype(jnp.int32) if s.dtype.itemsize < 4 else s
-
-
-def _split_step(step: ArrayLike, dt) -> tuple[jax.Array, jax.Array]:
-  """A step as ``hi + lo`` with both parts exact in ``dt``; steps below 0 count as 0.
-
-  An integer step is split at a multiple of 4096 (so ``hi`` has at most 19 significant bits below
-  2**31 and is exact in float32, as is ``lo < 4096``); a float step is ``(step, 0)``. Discontinuous
-  schedules use the two parts so that a drop lands on the exact integer step up to 2**31-1, where
-  float32 alone rounds steps above 2**24 by up to 128.
-  """
-  s = _int_step(step)
-  if s is None:
-    t = as_step(step, dt)
-    return t, jnp.zeros_like(t)
-  lo = s % _SPLIT
-  return (s - lo).astype(dt), lo.astype(dt)
-
-
-def _split_remainder(step: ArrayLike, d: jax.Array, dt):
-  """Splits ``max(step, 0) = (hi - r) + d * wrap + x`` for ``d > 0``, every part exact in ``dt``.
-
-  ``hi + lo`` is the step (``_split_step``), ``r = hi mod d`` (``fmod`` is exact on floats) and ``wrap``
-  says whether ``r + lo`` reaches ``d``; then ``x = r + lo - d`` (< 4096, exact), else ``x = r + lo``.
-  """
-  hi, lo = _split_step(step, dt)
-  r = jnp.remainder(hi, d)
-  gap = d - r  # exact whenever it is <= 4096 (Sterbenz, or small operands), which is all `wrap` needs
-  wrap = lo >= gap
-  return hi, r, wrap, jnp.where(wrap, lo - gap, r + lo)
-
-
-def _whole_divisor(step: ArrayLike, d: jax.Array):
-  """``(integer steps, d as an integer, "every d is whole")``, or ``None`` for float steps."""
-  s = _int_step(step)
-  if s is None:
-    return None
-  whole = jnp.all((d == jnp.round(d)) & (d >= 1) & (d <= 2**30))
-  return s, jnp.clip(jnp.round(d), 1, 2**30).astype(s.dtype), whole
-
-
-def _remainder_float(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
-  _, _, wrap, x = _split_remainder(step, d, dt)
-  # Without a wrap, x = r + lo < d exactly; float32 may round it up to d (the end of the cycle), kept.
-  return jnp.where(wrap, jnp.remainder(x, d), x)
-
-
-def _remainder(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
-  """``max(step, 0) mod d`` for ``d > 0``; for integer steps up to 2**31-1 exact up to one rounding.
-
-  Integer steps with a whole ``d`` take integer arithmetic; ``lax.cond`` runs only the branch
-  needed (both, as a select, only when ``d`` is batched under ``vmap``).
-  """
-  w = _whole_divisor(step, d)
-  if w is None:
-    return _remainder_float(step, d, dt)
-  s, d_int, whole = w
-  return jax.lax.cond(
-    whole,
-    lambda: jnp.broadcast_to(s % d_int, jnp.broadcast_shapes(s.shape, d_int.shape)).astype(dt),
-    lambda: jnp.broadcast_to(_remainder_float(step, d, dt), jnp.broadcast_shapes(s.shape, jnp.shape(d))),
-  )
-
-
-def _floor_div_float(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
-  hi, r, wrap, x = _split_remainder(step, d, dt)
-  q_hi = jnp.round((hi - r) / d)  # (hi - r) / d is whole; float32 puts it within 128 / d of it
-  q = jnp.floor(x / d)
-  q = jnp.where(q * d > x, q - 1, q)  # float rounding of x / d across a whole number
-  q = jnp.where((q + 1) * d <= x, q + 1, q)
-  return q_hi + jnp.where(wrap, 1 + q, 0)
-
-
-def _floor_div(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
-  """``floor(max(step, 0) / d)`` for ``d > 0``.
-
-  Exact for integer steps up to 2**31-1 when ``d`` is a whole number (integer division, the only
-  branch run) or > 512 (the exact split above); otherwise within one float32 rounding of the step.
-  """
-  w = _whole_divisor(step, d)
-  if w is None:
-    return _floor_div_float(step, d, dt)
-  s, d_int, whole = w
-  return jax.lax.cond(
-    whole,
-    lambda: jnp.broadcast_to(s // d_int, jnp.broadcast_shapes(s.shape, d_int.shape)).astype(dt),
-    lambda: jnp.broadcast_to(_floor_div_float(step, d, dt), jnp.broadcast_shapes(s.shape, jnp.shape(d))),
-  )
-
-
-def _count_passed(step: ArrayLike, points: jax.Array, dt, *, strict: bool) -> jax.Array:
-  """For each step, how many ``points`` are ``<= step`` (``< step`` if ``strict``); exact for integer steps."""
-  hi, lo = _split_step(step, dt)
-  points = jnp.reshape(points, (1,) * hi.ndim + points.shape)  # explicit broadcast (rank promotion off)
-  # sign((hi - p) + lo) is exact: hi - p is exact when small, and when large lo cannot flip its sign.
-  diff = (hi[..., None] - points) + lo[..., None]
-  return jnp.sum(diff > 0 if strict else diff >= 0, axis=-1)
-
-
-def _decay_progress(step: ArrayLike, decay_steps: jax.Array, dt, staircase: bool) -> jax.Array:
-  """``p = t / decay_steps`` (``floor`` of it with ``staircase``); ``decay_steps <= 0`` counts as 1.
-
-  (An invalid ``decay_steps`` only keeps an invalid lane's arithmetic finite before poisoning.)
-  """
-  ds = jnp.where(decay_steps > 0, decay_steps, 1)
-  return _floor_div(step, ds, dt) if staircase else as_step(step, dt) / ds
-
-
-def _stack_traced(x):
-  """A list or tuple holding tracers (``[w, 2 * w]`` inside jit) as one array; anything else as is."""
-  if isinstance(x, (list, tuple)) and is_traced(x):
-    dt = compute_dtype(x)
-    return jnp.stack([as_float(v, dt) for v in x]) if len(x) else jnp.zeros((0,), dt)
-  return x
-
-
-def _vector(x, *, fn: str, name: str):
-  """Static check that a sequence hyperparameter is 1-D (shapes are static, so this may raise)."""
-  if jnp.ndim(x) != 1:
-    raise ValueError(
-      f"{fn}: `{name}` must be a 1-D sequence of numbers, got {name} with shape {jnp.shape(x)}."
-    )
-  return x
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,7 +106,7 @@ class StepDecay(Schedule):
   name = "step_decay"
 
   def valid(self):
-    return _ok(self.step_size > 0, self.gamma > 0, self.gamma <= 1)
+    return valid_all(self.step_size > 0, self.gamma > 0, self.gamma <= 1)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -321,7 +172,9 @@ class MultistepDecay(Schedule):
   name = "multistep_decay"
 
   def valid(self):
-    return _ok(self.gamma > 0, self.milestones >= 0, _nondecreasing(self.milestones), self._finite_peak())
+    return valid_all(
+      self.gamma > 0, self.milestones >= 0, _nondecreasing(self.milestones), self._finite_peak()
+    )
 
   def _finite_peak(self):
     if not is_traced((self.init_value, self.gamma, self.milestones)):
@@ -421,7 +274,7 @@ class ExponentialDecay(Schedule):
   name = "exponential_decay"
 
   def valid(self):
-    return _ok(self.gamma > 0, self.gamma <= 1, self.decay_steps > 0)
+    return valid_all(self.gamma > 0, self.gamma <= 1, self.decay_steps > 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -498,7 +351,7 @@ class InverseTimeDecay(Schedule):
   name = "inverse_time_decay"
 
   def valid(self):
-    return _ok(self.decay_rate >= 0, self.decay_steps > 0)
+    return valid_all(self.decay_rate >= 0, self.decay_steps > 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -570,7 +423,7 @@ class PolynomialDecay(Schedule):
   name = "polynomial_decay"
 
   def valid(self):
-    return _ok(self.total_steps > 0, self.power >= 0)
+    return valid_all(self.total_steps > 0, self.power >= 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -643,7 +496,7 @@ class Linear(Schedule):
   name = "linear"
 
   def valid(self):
-    return _ok(self.total_steps > 0)
+    return valid_all(self.total_steps > 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -712,7 +565,7 @@ class PiecewiseConstant(Schedule):
   name = "piecewise_constant"
 
   def valid(self):
-    return _ok(_nondecreasing(self.boundaries))
+    return valid_all(_nondecreasing(self.boundaries))
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype

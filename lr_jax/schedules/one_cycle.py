@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lr_jax._validation import all_ok, check, choice, flag, number, poison
+from lr_jax._validation import check, choice, flag, number, poison, valid_all
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -20,11 +19,6 @@ from lr_jax.schedules._base import (
 __all__ = ["one_cycle", "one_cycle_momentum"]
 
 _ANNEALS = ("cos", "linear")
-
-
-def _ok(*conds):
-  """``all_ok`` over conditions that may be Python/NumPy booleans or (traced) arrays."""
-  return all_ok(*(bool(c) if isinstance(c, (bool, np.bool_)) else c for c in conds))
 
 
 def _phases(t, total, pct, three_phase: bool, anneal: str, values):
@@ -76,7 +70,7 @@ class OneCycle(Schedule):
   name = "one_cycle"
 
   def valid(self):
-    return _ok(
+    return valid_all(
       self.total_steps > 0,
       self.pct_start > 0,
       self.pct_start < 1,
@@ -113,7 +107,7 @@ class OneCycleMomentum(Schedule):
   name = "one_cycle_momentum"
 
   def valid(self):
-    return _ok(
+    return valid_all(
       self.total_steps > 0,
       self.pct_start > 0,
       self.pct_start < 1,
@@ -142,7 +136,9 @@ def _common(fn, total_steps, pct_start, anneal, three_phase):
   anneal = choice(anneal, _ANNEALS, fn=fn, name="anneal")
   three_phase = flag(three_phase, fn=fn, name="three_phase")
   check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
-  check(_ok(pct_start > 0, pct_start < 1), fn=fn, must="`pct_start` must be in (0, 1)", pct_start=pct_start)
+  check(
+    valid_all(pct_start > 0, pct_start < 1), fn=fn, must="`pct_start` must be in (0, 1)", pct_start=pct_start
+  )
   return total_steps, pct_start, anneal, three_phase
 
 
@@ -270,13 +266,13 @@ def one_cycle_momentum(
   base_momentum = number(base_momentum, fn=fn, name="base_momentum")
   max_momentum = number(max_momentum, fn=fn, name="max_momentum")
   check(
-    _ok(base_momentum >= 0, base_momentum <= 1),
+    valid_all(base_momentum >= 0, base_momentum <= 1),
     fn=fn,
     must="`base_momentum` must be in [0, 1]",
     base_momentum=base_momentum,
   )
   check(
-    _ok(max_momentum >= 0, max_momentum <= 1),
+    valid_all(max_momentum >= 0, max_momentum <= 1),
     fn=fn,
     must="`max_momentum` must be in [0, 1]",
     max_momentum=max_momentum,

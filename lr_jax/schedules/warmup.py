@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lr_jax._validation import all_ok, check, choice, number, poison
+from lr_jax._validation import check, choice, number, poison, valid_all
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -24,11 +23,6 @@ __all__ = ["inverse_sqrt", "warmup", "warmup_stable_decay"]
 
 _WARMUP_MODES = ("linear", "exponential")
 _DECAYS = ("linear", "cosine", "1-sqrt")
-
-
-def _ok(*conds):
-  """``all_ok`` over conditions that may be Python/NumPy booleans or (traced) arrays."""
-  return all_ok(*(bool(c) if isinstance(c, (bool, np.bool_)) else c for c in conds))
 
 
 def _safe_div(num, den):
@@ -49,8 +43,8 @@ class Warmup(Schedule):
 
   def valid(self):
     if self.mode == "exponential":
-      return _ok(self.warmup_steps >= 0, self.init_value > 0)
-    return _ok(self.warmup_steps >= 0)
+      return valid_all(self.warmup_steps >= 0, self.init_value > 0)
+    return valid_all(self.warmup_steps >= 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -134,7 +128,7 @@ class InverseSqrt(Schedule):
   name = "inverse_sqrt"
 
   def valid(self):
-    return _ok(self.warmup_steps >= 0)
+    return valid_all(self.warmup_steps >= 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -201,7 +195,7 @@ class WarmupStableDecay(Schedule):
   name = "warmup_stable_decay"
 
   def valid(self):
-    return _ok(
+    return valid_all(
       self.warmup_steps >= 0, self.decay_steps > 0, self.warmup_steps + self.decay_steps <= self.total_steps
     )
 
