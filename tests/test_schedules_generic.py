@@ -170,3 +170,13 @@ def test_works_as_optax_learning_rate_and_in_inject_hyperparams(name):
   st = inj.init(params)
   _, st = inj.update(grads, st, params)
   chex.assert_trees_all_close(st.hyperparams["learning_rate"], s(0), rtol=1e-6)
+
+
+def test_schedule_classes_with_the_same_shape_have_different_treedefs():
+  # jax 0.10's register_dataclass compares such nodes equal (a wrong jit-cache hit on a hash
+  # collision ran exponential_decay's program for inverse_time_decay); _base registers its own.
+  a = S.exponential_decay(0.8, 0.4, 9, staircase=True)
+  b = S.inverse_time_decay(0.8, 0.4, 9, staircase=True)
+  assert jax.tree.structure(a) != jax.tree.structure(b)
+  f = jax.jit(lambda s, t: s(t))
+  np.testing.assert_allclose([f(a, 20), f(b, 20)], [a(20), b(20)], rtol=1e-6)

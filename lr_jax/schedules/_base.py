@@ -28,12 +28,32 @@ def static_field(default=dataclasses.MISSING):
 
 
 def schedule_class(cls):
-  """Makes ``cls`` a frozen dataclass registered as a pytree (numeric fields are leaves)."""
+  """Makes ``cls`` a frozen dataclass registered as a pytree (numeric fields are leaves).
+
+  Registered with ``register_pytree_with_keys`` and the class in the auxiliary data, not with
+  ``jax.tree_util.register_dataclass``: in jax 0.10 two dataclass nodes with equal static fields
+  compare equal whatever their classes (``PyTreeDef(A[(True,)]) == PyTreeDef(B[(True,)])``), so a
+  jitted function taking schedules could, on a hash collision, reuse the program compiled for
+  another schedule class with the same shape (seen: ``exponential_decay`` run for
+  ``inverse_time_decay``). ``tests/test_schedules_generic.py`` checks the treedefs differ.
+  """
   cls = dataclasses.dataclass(frozen=True, repr=False, eq=False)(cls)
   fields = dataclasses.fields(cls)
-  meta = [f.name for f in fields if f.metadata.get("static")]
-  data = [f.name for f in fields if not f.metadata.get("static")]
-  return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+  meta = tuple(f.name for f in fields if f.metadata.get("static"))
+  data = tuple(f.name for f in fields if not f.metadata.get("static"))
+  keys = tuple(jax.tree_util.GetAttrKey(n) for n in data)
+
+  def flatten_with_keys(obj):
+    return [(k, getattr(obj, n)) for k, n in zip(keys, data)], (cls, tuple(getattr(obj, n) for n in meta))
+
+  def flatten(obj):
+    return [getattr(obj, n) for n in data], (cls, tuple(getattr(obj, n) for n in meta))
+
+  def unflatten(aux, children):
+    return cls(**dict(zip(data, children)), **dict(zip(meta, aux[1])))
+
+  jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+  return cls
 
 
 def register(name: str):
