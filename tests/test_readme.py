@@ -41,3 +41,13 @@ def test_readme_console_blocks_print_what_they_show(capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out.rstrip("\n").split("\n")
     assert [o.rstrip() for o in out] == [x.rstrip() for x in lines[1:]]
+
+
+def test_readme_performance_section_is_the_latest_benchmark_report():
+  text = README.read_text()
+  block = re.search(r"<!-- bench:start -->\n(.*?)<!-- bench:end -->", text, flags=re.S)
+  assert block, "README lacks the benchmark markers"
+  latest = (README.parent / "bench" / "results" / "latest.md").read_text()
+  # The report's headings are demoted one level inside the README's Performance section.
+  demoted = re.sub(r"^(#+) ", r"#\1 ", latest, flags=re.M)
+  assert block.group(1).strip() == demoted.strip()

@@ -35,25 +35,26 @@ def _phases(t, total, pct, three_phase: bool, anneal: str, values):
   starts = [jnp.zeros_like(total)] + ends[:-1]
   t = jnp.clip(t, 0, jnp.maximum(total - 1, 0))
 
-  def interp(i):
-    (first, last), s, e = values[i], starts[i], ends[i]
-    span = e - s
-    pos = span > 0
-    safe = jnp.where(pos, span, 1)
-    # Fractions of the phase done and still ahead, each exact at its own end of the phase. An empty
-    # phase (PyTorch divides 0 by 0 there) gives its end value.
-    done = jnp.clip(jnp.where(pos, (t - s) / safe, 1), 0, 1)
-    ahead = jnp.clip(jnp.where(pos, (e - t) / safe, 0), 0, 1)
-    if anneal == "cos":  # (1 + cos(pi * done)) / 2 == sin^2(pi/2 * ahead); 1 - that == sin^2(pi/2 * done)
-      w_first, w_last = jnp.square(jnp.sin(0.5 * jnp.pi * ahead)), jnp.square(jnp.sin(0.5 * jnp.pi * done))
-    else:
-      w_first, w_last = ahead, done
-    return first * w_first + last * w_last
-
-  out = interp(len(ends) - 1)
+  # Select each step's phase first (its start, end and values), then interpolate once: one pair of
+  # sines per step instead of one per phase.
+  first, last = values[-1]
+  s, e = starts[-1], ends[-1]
   for i in reversed(range(len(ends) - 1)):
-    out = jnp.where(t <= ends[i], interp(i), out)
-  return out
+    inside = t <= ends[i]
+    first, last = jnp.where(inside, values[i][0], first), jnp.where(inside, values[i][1], last)
+    s, e = jnp.where(inside, starts[i], s), jnp.where(inside, ends[i], e)
+  span = e - s
+  pos = span > 0
+  safe = jnp.where(pos, span, 1)
+  # Fractions of the phase done and still ahead, each exact at its own end of the phase. An empty
+  # phase (PyTorch divides 0 by 0 there) gives its end value.
+  done = jnp.clip(jnp.where(pos, (t - s) / safe, 1), 0, 1)
+  ahead = jnp.clip(jnp.where(pos, (e - t) / safe, 0), 0, 1)
+  if anneal == "cos":  # (1 + cos(pi * done)) / 2 == sin^2(pi/2 * ahead); 1 - that == sin^2(pi/2 * done)
+    w_first, w_last = jnp.square(jnp.sin(0.5 * jnp.pi * ahead)), jnp.square(jnp.sin(0.5 * jnp.pi * done))
+  else:
+    w_first, w_last = ahead, done
+  return first * w_first + last * w_last
 
 
 @schedule_class
