@@ -18,6 +18,7 @@ import argparse
 import datetime
 import importlib
 import json
+import re
 import os
 import sys
 import time
@@ -204,7 +205,25 @@ def main(argv=None) -> int:
   if args.only is None and mode != "smoke":
     md_name = "latest.md" if env["backend"] == "cpu" else f"latest-{env['backend']}.md"
     (out / md_name).write_text(report)
+    if md_name == "latest.md" and out.resolve() == (HERE / "results").resolve():
+      _update_readme(report)
   return 0
+
+
+def _update_readme(report: str) -> None:
+  """Copies the report into the README's Performance section (between the bench markers)."""
+  readme = HERE.parent / "README.md"
+  text = readme.read_text()
+  demoted = re.sub(r"^(#+) ", r"#\1 ", report, flags=re.M)  # one heading level down inside the README
+  new = re.sub(
+    r"<!-- bench:start -->\n.*?<!-- bench:end -->",
+    lambda m: "<!-- bench:start -->\n" + demoted.strip() + "\n<!-- bench:end -->",
+    text,
+    flags=re.S,
+  )
+  if new != text:
+    readme.write_text(new)
+    print(f"run.py: updated the Performance section of {readme}", file=sys.stderr)
 
 
 if __name__ == "__main__":
