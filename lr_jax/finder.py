@@ -606,8 +606,9 @@ def _result(lrs, losses, smoothed, flags, method) -> LRFindResult:
   stops = tuple(int(np.argmax(f)) if f.any() else None for f in flags)
   hit = [s for s in stops if s is not None]
   stop = min(hit) if hit else None
-  mean_loss, mean_smooth = losses.mean(axis=0), smoothed.mean(axis=0)
-  std = smoothed.std(axis=0)
+  with np.errstate(invalid="ignore"):  # inf losses of a diverged step: NaN statistics, masked below
+    mean_loss, mean_smooth = losses.mean(axis=0), smoothed.mean(axis=0)
+    std = smoothed.std(axis=0)
   if stop is not None:  # the mean curve stops where the first repeat stopped
     for a in (mean_loss, mean_smooth, std):
       a[stop + 1 :] = np.nan

@@ -167,15 +167,25 @@ class CosineWarmRestarts(Schedule):
     )
     period = jnp.where(period >= 1, period, 1)  # keeps invalid lanes finite until poisoned
     t = as_step(step, dt)
-    # Every branch is computed and one is selected, so period_mult can be traced.
+    # One of three branches, chosen by the scalar period_mult with lax.switch so that only the
+    # branch needed runs; period_mult can still be traced (under vmap over it the switch becomes a
+    # per-lane select of all three).
     one = mult <= 1
     whole = mult == jnp.round(mult)
     safe = jnp.where(one, 2, mult)  # keeps the unused branches finite (and their gradients)
-    remaining = jnp.where(
-      one,
-      (period - _remainder(step, period, dt)) / period,  # exact for integer steps up to 2**31-1
-      jnp.where(whole, _remaining_whole(t, period, safe), _remaining_fractional(t, period, safe)),
+    shape = jnp.broadcast_shapes(t.shape, period.shape, mult.shape)
+    branches = (
+      lambda: (period - _remainder(step, period, dt)) / period,  # exact for integer steps to 2**31-1
+      lambda: _remaining_whole(t, period, safe),
+      lambda: _remaining_fractional(t, period, safe),
     )
+    index = jnp.where(one, 0, jnp.where(whole, 1, 2))
+    if index.ndim == 0:
+      remaining = jax.lax.switch(
+        index, [lambda f=f: jnp.broadcast_to(f(), shape).astype(dt) for f in branches]
+      )
+    else:  # array-valued hyperparameters: every branch, selected elementwise
+      remaining = jnp.select([index == 0, index == 1], [branches[0](), branches[1]()], branches[2]())
     # (1 + cos(pi * T_cur / T_i)) / 2 == sin^2(pi/2 * (T_i - T_cur) / T_i): exact at cycle ends.
     rate = end + (init - end) * jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
     return poison(rate, self.valid())
