@@ -111,6 +111,13 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
       raise ValueError(f"{fn}: `{name}` must be {kind}, got {name} with shape {arr.shape}.")
     if isinstance(value, (list, tuple)) and arr.dtype == np.float64:
       arr = arr.astype(np.float32)  # plain Python floats are "weak": compute in float32, as scalars do
+    elif (
+      np.issubdtype(arr.dtype, np.integer)
+      and not jax.config.jax_enable_x64
+      and arr.size
+      and (arr.min() < _INT32_MIN or arr.max() > _INT32_MAX)
+    ):
+      arr = arr.astype(np.float32)  # jnp.asarray would wrap them to int32: use them as floats, as scalars
     out = arr
     arr = arr.astype(np.float64)
   if not np.all(np.isfinite(arr)):

@@ -238,7 +238,7 @@ def _positive(flag: str, value: int) -> int:
 
 
 def _default_steps(configs: list[dict]) -> int:
-  totals = [c[k] for c in configs for k in ("total_steps",) if isinstance(c.get(k), (int, float))]
+  totals = [c["total_steps"] for c in configs if isinstance(c.get("total_steps"), (int, float))]
   return int(max(totals)) if totals else 1000
 
 
@@ -309,12 +309,16 @@ def _plot():
 
 
 def _save(ax, path: str):
-  fig = np.ravel(ax)[0].figure
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
   import matplotlib.pyplot as plt
 
-  plt.close(fig)
+  fig = np.ravel(ax)[0].figure
+  fig.tight_layout()
+  try:
+    fig.savefig(path, dpi=100)
+  except OSError as e:  # a path _check_file could not foresee (e.g. under /proc)
+    raise ValueError(f"cannot write {path!r}: {e.strerror or e}") from None
+  finally:
+    plt.close(fig)
   print(f"wrote {path}")
 
 
@@ -383,20 +387,12 @@ def _run_sweep(task, args, name, config, key, peaks):
   )
 
 
-def _best_index(result, task) -> int | None:
-  score = np.asarray(result.eval if result.eval is not None else result.final_loss, np.float64)
-  if task.metric == "test_accuracy":
-    score = -score
-  score = np.where(np.asarray(result.valid), score, np.inf)
-  return None if not np.isfinite(score).any() else int(np.argmin(score))
-
-
 def _best_line(result, task, describe) -> str:
-  best = _best_index(result, task)
-  if best is None:
+  if not np.any(result.valid):
     return "no configuration finished with finite losses"
+  row = result.best("eval", mode="max" if task.metric == "test_accuracy" else "min")
   metric = task.metric.replace("_", " ")
-  return f"best: {describe(result.configs[best])} ({metric} {result.eval[best]:.4f}, sweep strategy {result.strategy})"
+  return f"best: {describe(row)} ({metric} {row['eval']:.4f}, sweep strategy {result.strategy})"
 
 
 def _sweep_report(result, task) -> str:

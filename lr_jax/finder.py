@@ -306,13 +306,10 @@ def _chunks(total: int, progress: bool) -> list[tuple[int, int]]:
 
 
 def _default_optimizer(learning_rate) -> optax.GradientTransformation:
-  """SGD with momentum 0.9 (PyTorch's ``SGD(momentum=0.9)``): ``lr_jax.optimizers.sgd`` if present."""
+  """SGD with momentum 0.9: ``lr_jax.optimizers.sgd`` (PyTorch's ``SGD(momentum=0.9)``)."""
   from lr_jax import optimizers
 
-  sgd = getattr(optimizers, "sgd", None)
-  if sgd is not None:
-    return sgd(learning_rate, momentum=0.9)
-  return optax.sgd(learning_rate, momentum=0.9)  # numerically identical: buf = 0.9 buf + g; p -= lr buf
+  return optimizers.sgd(learning_rate, momentum=0.9)
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps", "mode"))
@@ -326,6 +323,15 @@ def _ramp(min_lr, max_lr, *, num_steps, mode):
   else:
     lrs = lo + frac * (hi - lo)
   return jnp.where(i == 0, lo, jnp.where(i == num_steps - 1, hi, lrs))  # both ends exactly
+
+
+def _is_key(key) -> bool:
+  """A typed key (``jax.random.key``) or a legacy raw ``uint32[2]`` key (``jax.random.PRNGKey``)."""
+  if not isinstance(key, jax.Array):
+    return False
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return key.shape == ()
+  return key.dtype == jnp.uint32 and key.shape == (2,)
 
 
 def _orders(key, num_repeats: int, num_steps: int, n: int) -> jax.Array:
@@ -499,9 +505,9 @@ def lr_find(
 
   Raises:
     ValueError: ``min_lr <= 0``, ``min_lr >= max_lr``, ``num_steps < 10``, ``num_repeats < 1``,
-      ``smoothing`` outside [0, 1), ``diverge_threshold <= 1``, a ``loss_fn`` that does not return
-      a scalar, ``batches`` leaves with different leading axes, or a call under ``jax.jit`` (the
-      result holds Python floats).
+      ``smoothing`` outside [0, 1), ``diverge_threshold <= 1``, a ``key`` that is not a PRNG key,
+      a ``loss_fn`` that does not return a scalar, ``batches`` leaves with different leading axes,
+      or a call under ``jax.jit`` (the result holds Python floats).
 
   References:
     L. N. Smith, `Cyclical Learning Rates for Training Neural Networks
@@ -559,6 +565,8 @@ def lr_find(
       f"{fn}: `optimizer` must be a function learning_rate -> GradientTransformation "
       f"(e.g. `lambda lr: optax.adam(lr)`), got optimizer={optimizer!r}."
     )
+  if key is not None and not _is_key(key):
+    raise ValueError(f"{fn}: `key` must be a PRNG key (jax.random.key(seed)) or None, got key={key!r}.")
   num_steps, num_repeats = int(num_steps), int(num_repeats)
   n = _check_batches(batches, fn)
   loss_dtype = _check_scalar_loss(loss_fn, params, batches, fn)

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lr_jax._validation import choice, number
+from lr_jax._validation import check, choice, number
+from lr_jax.finder import _check_batches
 
 __all__ = [
   "TASKS",
@@ -115,6 +116,9 @@ def linreg_loss(params, batch) -> jax.Array:
 
 # --------------------------------------------------------------------------------------------------
 # Digits MLP
+
+
+_DIGITS_TRAIN = 1797 - 450  # training images of ``make("digits")``
 
 
 def digits_data(seed: int = 0, test_size: int = 450) -> dict[str, np.ndarray]:
@@ -231,14 +235,25 @@ def make(name: str, *, seed: int = 0, batch_size: int = 64) -> Task:
     A :class:`Task`.
 
   Raises:
-    ValueError: for an unknown ``name``.
+    ValueError: for an unknown ``name``, a negative ``seed``, or a ``batch_size`` outside
+      [1, 1347] (the number of training images).
 
   Examples:
     >>> task = make("linreg")
     >>> print(task.metric, [a.shape for a in task.batches])
     test_mse [(10, 10), (10, 10)]
   """
-  choice(name, TASKS, fn="tasks.make", name="name")
+  fn = "tasks.make"
+  choice(name, TASKS, fn=fn, name="name")
+  seed = int(number(seed, fn=fn, name="seed", integer=True))
+  check(seed >= 0, fn=fn, must="`seed` must be >= 0", seed=seed)
+  batch_size = int(number(batch_size, fn=fn, name="batch_size", integer=True))
+  check(
+    1 <= batch_size <= _DIGITS_TRAIN,
+    fn=fn,
+    must=f"`batch_size` must be in [1, {_DIGITS_TRAIN}] (the training images)",
+    batch_size=batch_size,
+  )
   if name == "linreg":
     x, y = linreg_data(seed=42 + seed)
     xt, yt = linreg_data(seed=1042 + seed)
@@ -291,6 +306,10 @@ def fit(
   Returns:
     ``(params, losses)`` with ``losses`` of shape ``(num_steps,)``.
 
+  Raises:
+    ValueError: a negative or non-integer ``num_steps``, or ``batches`` leaves without a shared
+      leading axis.
+
   Examples:
     >>> from lr_jax import optimizers
     >>> task = make("linreg")
@@ -301,7 +320,7 @@ def fit(
   num_steps = int(number(num_steps, fn="fit", name="num_steps", integer=True))
   if num_steps < 0:
     raise ValueError(f"fit: `num_steps` must be >= 0, got num_steps={num_steps}.")
-  n = jax.tree.leaves(batches)[0].shape[0]
+  n = _check_batches(batches, "fit")
 
   @jax.jit
   def run(params, batches):

@@ -1,8 +1,12 @@
 """Registries that drive the generic tests (one entry per public schedule / optimizer)."""
 
+import functools
+
 import jax
+import jax.numpy as jnp
 
 from lr_jax import schedules as S
+from lr_jax.optimizers import reduce_on_plateau
 
 VARIANTS = {"eager": lambda f: f, "jit": jax.jit}
 
@@ -126,3 +130,38 @@ def build(ctor, kwargs):
   if "schedules" in kw and ctor.__name__ == "multiply":
     return ctor(*kw.pop("schedules"), **kw)
   return ctor(**kw)
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "threshold_mode"))
+def plateau_scan_scales(
+  values,
+  factor=0.1,
+  patience=10,
+  threshold=1e-4,
+  cooldown=0,
+  min_scale=0.0,
+  accumulation_steps=1,
+  *,
+  mode="min",
+  threshold_mode="rel",
+):
+  """``reduce_on_plateau``'s ``state.scale`` after each of ``values``, as one ``lax.scan`` under jit.
+
+  Every numeric hyperparameter may be traced (pass them all as float32 arrays to share one compile).
+  """
+  tx = reduce_on_plateau(
+    factor=factor,
+    patience=patience,
+    threshold=threshold,
+    threshold_mode=threshold_mode,
+    cooldown=cooldown,
+    min_scale=min_scale,
+    mode=mode,
+    accumulation_steps=accumulation_steps,
+  )
+
+  def body(state, v):
+    _, state = tx.update({"w": jnp.zeros(())}, state, value=v)
+    return state, state.scale
+
+  return jax.lax.scan(body, tx.init({"w": jnp.zeros(())}), values)[1]

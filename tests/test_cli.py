@@ -165,6 +165,7 @@ LINREG = ["--task", "linreg", "--steps", "10"]
     (["plot", *ONE_CYCLE, "--steps", "x"], ["argument --steps: invalid int value: 'x'"]),
     (["plot", *ONE_CYCLE, "--out", "{file}/x.png"], ["cannot write --out", "does not exist"]),
     (["plot", *ONE_CYCLE, "--out", "{dir}"], ["cannot write --out", "is a directory"]),
+    (["plot", *ONE_CYCLE, "--out", "{dir}/" + "x" * 300 + ".png"], ["cannot write", "x" * 300]),  # savefig's OSError
     (["find", "--task", "mnist"], ["argument --task: invalid choice: 'mnist'"]),
     (["find", *LINREG, "--min-lr", "1", "--max-lr", "0.1"], ["lr_find", "max_lr", "min_lr=1.0"]),
     (["find", *LINREG, "--out", "{file}/f.png"], ["cannot write --out"]),

@@ -214,6 +214,8 @@ def test_suggestion_rules_on_hand_made_curves():
     (dict(mode="log"), "mode"),
     (dict(method="fast"), "method"),
     (dict(optimizer=optax.sgd(0.1)), "optimizer"),
+    (dict(key=3), "key"),
+    (dict(key=jax.random.split(jax.random.key(0), 2)), "key"),
   ],
 )
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):

@@ -428,9 +428,12 @@ def test_bfloat16_under_jit():
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state[0].mu))
 
 
-def test_moment_dtype_float64_leaves_and_explicit_dtype():
+def test_explicit_moment_dtype_is_kept_by_update():
   tx = O.adam(0.01, moment_dtype=jnp.bfloat16)
-  assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(tx.init(PARAMS)[0].mu))
+  state = tx.init(PARAMS)
+  u, state = tx.update(_at(GRADS, 0), state, PARAMS)
+  assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves((state[0].mu, state[0].nu)))
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(u))  # updates keep the params' dtype
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 Parity with PyTorch's ReduceLROnPlateau is in ``tests/parity/test_torch_plateau.py``.
 """
 
-import functools
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -16,6 +14,7 @@ from hypothesis import strategies as st
 
 from lr_jax import optimizers
 from lr_jax.optimizers import ReduceOnPlateauState, reduce_on_plateau
+from tests.helpers import plateau_scan_scales as scan_scales
 
 NAN, INF = float("nan"), float("inf")
 VALUES = [1.0, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
@@ -37,38 +36,6 @@ def eager_scales(values, **kw):
     chex.assert_trees_all_close(updates, jax.tree.map(lambda g, s=state.scale: g * s, _grads(i)))
     out.append(float(state.scale))
   return np.array(out)
-
-
-@functools.partial(jax.jit, static_argnames=("mode", "threshold_mode"))
-def scan_scales(
-  values,
-  factor=0.1,
-  patience=10,
-  threshold=1e-4,
-  cooldown=0,
-  min_scale=0.0,
-  accumulation_steps=1,
-  *,
-  mode="min",
-  threshold_mode="rel",
-):
-  """One lax.scan under jit; every numeric hyperparameter may be traced."""
-  tx = reduce_on_plateau(
-    factor=factor,
-    patience=patience,
-    threshold=threshold,
-    threshold_mode=threshold_mode,
-    cooldown=cooldown,
-    min_scale=min_scale,
-    mode=mode,
-    accumulation_steps=accumulation_steps,
-  )
-
-  def body(state, v):
-    _, state = tx.update({"w": jnp.zeros(())}, state, value=v)
-    return state, state.scale
-
-  return jax.lax.scan(body, tx.init({"w": jnp.zeros(())}), values)[1]
 
 
 def f32(*xs):
@@ -336,7 +303,6 @@ def test_chain_with_adam_scales_adams_updates():
   assert expected_scales[-1] < 1
 
 
-@pytest.mark.skipif(not hasattr(optimizers, "adam"), reason="lr_jax.optimizers.adam not written yet")
 def test_chain_with_lr_jax_adam():
   tx = optax.chain(optimizers.adam(1e-3), reduce_on_plateau(factor=0.5, patience=0))
   plain = optimizers.adam(1e-3)

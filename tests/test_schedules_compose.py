@@ -168,3 +168,12 @@ def test_join_switches_on_the_exact_integer_step_where_float32_rounds(b):
   s = S.join([S.cosine_annealing(1.0, 1), S.cosine_annealing(5.0, 2**31 - 1)], np.array([b], np.int64))
   steps = jnp.array([b - 2, b - 1, b], jnp.int32)
   np.testing.assert_allclose(s(steps), [0.0, 0.0, 5.0], rtol=1e-6)
+
+
+def test_join_takes_a_list_of_traced_boundaries_and_far_integer_boundaries():
+  a, b = S.cosine_annealing(1.0, 10), S.cosine_annealing(5.0, 10)
+  got = jax.jit(lambda w: S.join([a, b], [w])(STEPS))(jnp.float32(7))
+  np.testing.assert_allclose(got, S.join([a, b], [7])(STEPS), rtol=1e-6)  # float vs integer boundary path
+  # an int64 boundary past int32 must not wrap (2**40 -> 0 would switch at step 0)
+  far = S.join([a, b], np.array([2**40], np.int64))
+  np.testing.assert_array_equal(far(jnp.array([0, 2**31 - 1], jnp.int32)), a(jnp.array([0, 2**31 - 1])))

@@ -361,3 +361,11 @@ def test_config_round_trip_keeps_staircase():
   r = S.from_config(s.to_config())
   assert r.staircase is True
   np.testing.assert_array_equal(r(STEPS), s(STEPS))
+
+
+def test_integer_arrays_past_int32_are_not_wrapped():
+  # 2**40 as int64 would wrap to 0 in a 32-bit jnp array (dropping at step 0); it is never reached.
+  t = jnp.array([0, 2**31 - 1], jnp.int32)
+  for far in ([2**40], np.array([2**40], np.int64), np.array([2**40], np.uint64)):
+    close(S.multistep_decay(1.0, far, 0.5)(t), [1.0, 1.0], rtol=0, atol=0)
+    close(S.piecewise_constant(far, [1.0, 2.0])(t), [1.0, 1.0], rtol=0, atol=0)

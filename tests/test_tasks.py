@@ -87,3 +87,13 @@ def test_bad_input():
     tasks.fit(tasks.linreg_loss, tasks.linreg_init(), tasks.make("linreg").batches, optimizers.sgd(0.1), -1)
   with pytest.raises(ValueError, match="linreg_data: `n` must be >= 2, got n=1"):
     tasks.linreg_data(n=1)
+  for bad in (0, 1348, 2.5):
+    with pytest.raises(ValueError, match=f"tasks.make: `batch_size` .*batch_size={bad}"):
+      tasks.make("digits", batch_size=bad)
+  with pytest.raises(ValueError, match="tasks.make: `seed` must be >= 0, got seed=-1"):
+    tasks.make("linreg", seed=-1)
+  x = np.zeros((3, 2), np.float32)
+  with pytest.raises(ValueError, match="fit: `batches` .*leading axes \\[3, 4\\]"):
+    tasks.fit(
+      tasks.linreg_loss, tasks.linreg_init(), (x, np.zeros((4, 2), np.float32)), optimizers.sgd(0.1), 2
+    )

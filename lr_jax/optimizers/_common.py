@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lr_jax._validation import check, number, poison
+from lr_jax._validation import check, is_traced, number, poison
 from lr_jax.schedules._base import as_float
 
 
 def _static_zero(x) -> bool:
-  """True only for a plain Python/NumPy number equal to 0 (never for arrays or tracers).
+  """True only for a plain Python ``int``/``float`` equal to 0 (never for arrays or tracers).
 
   Decides *structure* (is a buffer kept, is the weight-decay term computed); arrays and tracers
   always get the general path, so the state's structure never depends on a traced value.
@@ -122,6 +122,19 @@ def _non_negative(value, *, fn: str, name: str):
   return value, check(value >= 0, fn=fn, must=f"`{name}` must be >= 0", **{name: value})
 
 
+def _whole_at_least(value, minimum: int, *, fn: str, name: str):
+  """Validates a whole number >= ``minimum`` (patience, counts); returns (value, ok).
+
+  Concrete values are checked by ``number(integer=True)`` and ``check``; a traced value must also
+  be whole, which is folded into ``ok`` (a NaN lane through ``poison``).
+  """
+  value = number(value, fn=fn, name=name, integer=True)
+  ok = check(value >= minimum, fn=fn, must=f"`{name}` must be >= {minimum}", **{name: value})
+  if is_traced(value):
+    ok = ok & (jnp.round(value) == value)
+  return value, ok
+
+
 def _map_leaves(fn, n_out: int, updates, *trees):
   """Calls ``fn(u, *xs)`` per leaf of ``updates`` (a ``None`` tree gives ``None`` leaves).
 
@@ -140,8 +153,3 @@ def _lerp(start, end, weight):
   """``torch.lerp`` to the rounding: ``start + w*(end-start)`` if w < 0.5 else ``end - (end-start)*(1-w)``."""
   diff = end - start
   return jnp.where(weight < 0.5, start + weight * diff, end - diff * (1 - weight))
-
-
-# --------------------------------------------------------------------------------------------------
-# SGD
-# --------------------------------------------------------------------------------------------------

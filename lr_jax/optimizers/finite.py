@@ -6,11 +6,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax import lax
 
-from lr_jax._validation import check, number, poison
+from lr_jax._validation import poison
+from lr_jax.optimizers._common import _whole_at_least
+from lr_jax.schedules._base import as_float
 
 __all__ = ["SkipNonfiniteState", "skip_nonfinite"]
 
@@ -98,12 +99,7 @@ def skip_nonfinite(
     )
   ok = True
   if max_consecutive is not None:
-    max_consecutive = number(max_consecutive, fn=fn, name="max_consecutive", integer=True)
-    ok = check(
-      max_consecutive >= 0, fn=fn, must="`max_consecutive` must be >= 0", max_consecutive=max_consecutive
-    )
-    if ok is not True:  # traced: also require a whole number
-      ok = ok & (jnp.round(max_consecutive) == max_consecutive)
+    max_consecutive, ok = _whole_at_least(max_consecutive, 0, fn=fn, name="max_consecutive")
   inner = optax.with_extra_args_support(optimizer)
 
   def init_fn(params) -> SkipNonfiniteState:
@@ -118,12 +114,8 @@ def skip_nonfinite(
     finite = _all_finite(updates)
     notfinite_count = jnp.where(finite, jnp.zeros([], jnp.int32), optax.safe_increment(state.notfinite_count))
     apply = finite
-    if max_consecutive is not None:
-      if isinstance(max_consecutive, jax.core.Tracer):
-        limit = max_consecutive.astype(jnp.float32)
-      else:  # via float64: a Python int beyond int32 must not overflow jnp.asarray
-        limit = np.float32(np.asarray(max_consecutive, np.float64))
-      apply = finite | (notfinite_count.astype(jnp.float32) > limit)
+    if max_consecutive is not None:  # `number` turned any integer beyond int32 into a float
+      apply = finite | (notfinite_count.astype(jnp.float32) > as_float(max_consecutive, jnp.float32))
 
     def do_update(_):
       return inner.update(updates, state.inner_state, params, **extra_args)

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lr_jax._validation import all_ok, check, choice, is_traced, number, poison
+from lr_jax._validation import all_ok, check, choice, number, poison
+from lr_jax.optimizers._common import _non_negative, _whole_at_least
+from lr_jax.schedules._base import as_float
 
 __all__ = ["ReduceOnPlateauState", "reduce_on_plateau"]
 
@@ -26,11 +28,6 @@ class ReduceOnPlateauState(NamedTuple):
   cooldown_counter: jax.Array  # int32, evaluations of cooldown still to go
   acc_sum: jax.Array  # float32, sum of the values of the evaluation being accumulated
   acc_count: jax.Array  # int32, how many values `acc_sum` holds (0 .. accumulation_steps - 1)
-
-
-def _whole(x) -> Any:
-  """A traced "x is a whole number" (concrete values were checked by ``number``)."""
-  return jnp.round(x) == x if is_traced(x) else True
 
 
 def reduce_on_plateau(
@@ -131,27 +128,13 @@ def reduce_on_plateau(
   mode = choice(mode, ("min", "max"), fn=fn, name="mode")
   threshold_mode = choice(threshold_mode, ("rel", "abs"), fn=fn, name="threshold_mode")
   factor = number(factor, fn=fn, name="factor")
-  patience = number(patience, fn=fn, name="patience", integer=True)
-  threshold = number(threshold, fn=fn, name="threshold")
-  cooldown = number(cooldown, fn=fn, name="cooldown", integer=True)
-  min_scale = number(min_scale, fn=fn, name="min_scale")
-  accumulation_steps = number(accumulation_steps, fn=fn, name="accumulation_steps", integer=True)
-  ok = all_ok(
-    check((factor > 0) & (factor < 1), fn=fn, must="`factor` must be in (0, 1)", factor=factor),
-    check(patience >= 0, fn=fn, must="`patience` must be >= 0", patience=patience),
-    check(threshold >= 0, fn=fn, must="`threshold` must be >= 0", threshold=threshold),
-    check(cooldown >= 0, fn=fn, must="`cooldown` must be >= 0", cooldown=cooldown),
-    check(min_scale >= 0, fn=fn, must="`min_scale` must be >= 0", min_scale=min_scale),
-    check(
-      accumulation_steps >= 1,
-      fn=fn,
-      must="`accumulation_steps` must be >= 1",
-      accumulation_steps=accumulation_steps,
-    ),
-    _whole(patience),
-    _whole(cooldown),
-    _whole(accumulation_steps),
-  )
+  ok_f = check((factor > 0) & (factor < 1), fn=fn, must="`factor` must be in (0, 1)", factor=factor)
+  patience, ok_p = _whole_at_least(patience, 0, fn=fn, name="patience")
+  threshold, ok_t = _non_negative(threshold, fn=fn, name="threshold")
+  cooldown, ok_c = _whole_at_least(cooldown, 0, fn=fn, name="cooldown")
+  min_scale, ok_m = _non_negative(min_scale, fn=fn, name="min_scale")
+  accumulation_steps, ok_a = _whole_at_least(accumulation_steps, 1, fn=fn, name="accumulation_steps")
+  ok = all_ok(ok_f, ok_p, ok_t, ok_c, ok_m, ok_a)
   f32, i32 = jnp.float32, jnp.int32
   worst = jnp.inf if mode == "min" else -jnp.inf
 
@@ -169,7 +152,7 @@ def reduce_on_plateau(
 
   def _evaluate(state: ReduceOnPlateauState, v: jax.Array):
     """One evaluation (PyTorch's ``step(v)``): returns (scale, best, num_bad, cooldown_counter)."""
-    thr = jnp.asarray(threshold).astype(f32)
+    thr = as_float(threshold, f32)
     best = state.best
     margin = jnp.abs(best) * thr if threshold_mode == "rel" else thr
     better = v < best - margin if mode == "min" else v > best + margin
@@ -179,12 +162,12 @@ def reduce_on_plateau(
     in_cooldown = state.cooldown_counter > 0
     cooldown_counter = jnp.where(in_cooldown, state.cooldown_counter - 1, state.cooldown_counter)
     num_bad = jnp.where(in_cooldown, jnp.zeros((), i32), num_bad)
-    reduce = num_bad.astype(f32) > jnp.asarray(patience).astype(f32)
-    fac = jnp.asarray(factor).astype(f32)
-    floor = jnp.asarray(min_scale).astype(f32)
+    reduce = num_bad.astype(f32) > as_float(patience, f32)
+    fac = as_float(factor, f32)
+    floor = as_float(min_scale, f32)
     reduced = jnp.minimum(state.scale, jnp.maximum(state.scale * fac, floor))
     scale = jnp.where(reduce, reduced, state.scale)
-    cool = jnp.clip(jnp.asarray(cooldown).astype(f32), 0, _INT32_MAX - 127).astype(i32)
+    cool = jnp.clip(as_float(cooldown, f32), 0, _INT32_MAX - 127).astype(i32)
     cooldown_counter = jnp.where(reduce, cool, cooldown_counter)
     num_bad = jnp.where(reduce, jnp.zeros((), i32), num_bad)
     return scale, best, num_bad, cooldown_counter
@@ -196,7 +179,7 @@ def reduce_on_plateau(
     v = jnp.asarray(value).astype(f32)
     acc_sum = state.acc_sum + v
     acc_count = optax.safe_increment(state.acc_count)
-    decide = acc_count.astype(f32) >= jnp.asarray(accumulation_steps).astype(f32)
+    decide = acc_count.astype(f32) >= as_float(accumulation_steps, f32)
     mean = acc_sum / acc_count.astype(f32)
     scale, best, num_bad, cooldown_counter = _evaluate(state, mean)
     keep = lambda new, old: jnp.where(decide, new, old)

@@ -118,13 +118,16 @@ def _floor_div(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
   )
 
 
-def _count_passed(step: ArrayLike, points: jax.Array, dt, *, strict: bool) -> jax.Array:
-  """For each step, how many ``points`` are ``<= step`` (``< step`` if ``strict``); exact for integer steps."""
+def _passed(step: ArrayLike, points: jax.Array, dt, *, strict: bool) -> jax.Array:
+  """``step >= points[i]`` (``>`` if ``strict``), one column per point (``step.shape + (n,)``).
+
+  Exact for integer steps up to 2**31-1: with ``hi + lo`` the step (``_split_step``), the sign of
+  ``(hi - p) + lo`` is exact (``hi - p`` is exact when small, and when large ``lo`` cannot flip it).
+  """
   hi, lo = _split_step(step, dt)
   points = jnp.reshape(points, (1,) * hi.ndim + points.shape)  # explicit broadcast (rank promotion off)
-  # sign((hi - p) + lo) is exact: hi - p is exact when small, and when large lo cannot flip its sign.
   diff = (hi[..., None] - points) + lo[..., None]
-  return jnp.sum(diff > 0 if strict else diff >= 0, axis=-1)
+  return diff > 0 if strict else diff >= 0
 
 
 def _decay_progress(step: ArrayLike, decay_steps: jax.Array, dt, staircase: bool) -> jax.Array:

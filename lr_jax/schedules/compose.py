@@ -6,9 +6,8 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lr_jax._validation import check, is_traced, number, poison
+from lr_jax._validation import check, number, poison, valid_all
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -18,21 +17,9 @@ from lr_jax.schedules._base import (
   register,
   schedule_class,
 )
+from lr_jax.schedules._steps import _nondecreasing, _split_step, _stack_traced
 
 __all__ = ["join", "multiply"]
-
-
-def _split_step(step: ArrayLike, dt) -> tuple[jax.Array, jax.Array]:
-  """``max(step, 0)`` as ``hi + lo``, both exact in ``dt``: an integer step is split at a multiple of
-  4096 (exact in float32 below 2**31), so ``(hi - b) + lo`` has the sign of ``step - b`` exactly even
-  where float32 rounds the step itself (above 2**24). A float step is ``(step, 0)``."""
-  step = jnp.asarray(step)
-  if not jnp.issubdtype(step.dtype, jnp.integer):
-    t = as_step(step, dt)
-    return t, jnp.zeros_like(t)
-  s = jnp.maximum(step, 0)
-  lo = s % 4096
-  return (s - lo).astype(dt), lo.astype(dt)
 
 
 def _piece(s: Schedule, t: jax.Array, dt) -> jax.Array:
@@ -49,14 +36,7 @@ class Join(Schedule):
   name = "join"
 
   def valid(self):
-    b = self.boundaries
-    if np.shape(b)[0] == 0:
-      return True
-    if is_traced(b):
-      b = jnp.asarray(b)
-      return jnp.logical_and(jnp.all(b >= 0), jnp.all(b[1:] >= b[:-1]))
-    b = np.asarray(b)
-    return bool(np.all(b >= 0) and np.all(b[1:] >= b[:-1]))
+    return valid_all(self.boundaries >= 0, _nondecreasing(self.boundaries))
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -121,20 +101,18 @@ def join(schedules: Sequence[Schedule | Callable], boundaries: ArrayLike) -> Joi
       f"{fn}: `schedules` must be a non-empty sequence of schedules, got schedules={schedules!r}."
     )
   schedules = tuple(as_schedule(s, fn=fn, name="schedules") for s in schedules)
-  boundaries = number(boundaries, fn=fn, name="boundaries", allow_array=True)
-  if np.ndim(boundaries) != 1 or np.shape(boundaries)[0] != len(schedules) - 1:
+  boundaries = number(_stack_traced(boundaries), fn=fn, name="boundaries", allow_array=True)
+  if jnp.shape(boundaries) != (len(schedules) - 1,):
     raise ValueError(
       f"{fn}: `boundaries` must be a 1-D sequence of len(schedules) - 1 = {len(schedules) - 1} steps, "
-      f"got boundaries with shape {np.shape(boundaries)}."
+      f"got boundaries with shape {jnp.shape(boundaries)}."
     )
-  if not is_traced(boundaries):
-    b = np.asarray(boundaries)
-    check(
-      np.all(b >= 0) and np.all(b[1:] >= b[:-1]),
-      fn=fn,
-      must="`boundaries` must be >= 0 and non-decreasing",
-      boundaries=boundaries,
-    )
+  check(
+    valid_all(boundaries >= 0, _nondecreasing(boundaries)),
+    fn=fn,
+    must="`boundaries` must be >= 0 and non-decreasing",
+    boundaries=boundaries,
+  )
   return Join(schedules, boundaries)
 
 

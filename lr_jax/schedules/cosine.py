@@ -24,7 +24,7 @@ class CosineAnnealing(Schedule):
   name = "cosine_annealing"
 
   def valid(self):
-    return self.total_steps > 0
+    return valid_all(self.total_steps > 0)
 
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype

@@ -16,7 +16,7 @@ from lr_jax.schedules._steps import (
   _decay_progress,
   _floor_div,
   _nondecreasing,
-  _split_step,
+  _passed,
   _stack_traced,
   _vector,
 )
@@ -190,9 +190,7 @@ class MultistepDecay(Schedule):
     # gamma ** (milestones passed) as a product of one factor per milestone (a duplicated milestone
     # counts twice): a few multiplies per step instead of a per-element power, and PyTorch's
     # repeated multiplication.
-    hi, lo = _split_step(step, dt)
-    points = jnp.reshape(milestones, (1,) * hi.ndim + milestones.shape)  # explicit broadcast
-    passed = (hi[..., None] - points) + lo[..., None] >= 0  # exact, as in _count_passed
+    passed = _passed(step, milestones, dt, strict=False)  # drops at t == milestone
     return poison(init * jnp.prod(jnp.where(passed, gamma, 1), axis=-1), self.valid())
 
 
@@ -570,12 +568,11 @@ class PiecewiseConstant(Schedule):
   def __call__(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     boundaries, values = as_float(self.boundaries, dt), as_float(self.values, dt)
-    hi, lo = _split_step(step, dt)
-    rate = jnp.broadcast_to(values[0], hi.shape)
-    # Boundaries are sorted: a chain of selects (cheaper than a gather on CPU), exact for integer
-    # steps as in _count_passed; a boundary step keeps the old value (Keras).
+    passed = _passed(step, boundaries, dt, strict=True)  # a boundary step keeps the old value (Keras)
+    rate = jnp.broadcast_to(values[0], passed.shape[:-1])
+    # Boundaries are sorted: a chain of selects (cheaper than a gather on CPU).
     for i in range(boundaries.shape[0]):
-      rate = jnp.where((hi - boundaries[i]) + lo > 0, values[i + 1], rate)
+      rate = jnp.where(passed[..., i], values[i + 1], rate)
     return poison(rate, self.valid())
 
 

@@ -198,6 +198,13 @@ def test_masked_weight_decay_matches_torch_param_groups():
 
 
 # vmap over a grid of every numeric hyperparameter at once, each lane against torch.
+_ADAM_GRID = dict(
+  learning_rate=[0.01, 0.02, 0.005],
+  b1=[0.9, 0.5, 0.0],
+  b2=[0.999, 0.9, 0.99],
+  eps=[1e-8, 1e-3, 1e-5],
+  weight_decay=[0.05, 0.0, 0.1],
+)
 GRIDS = {
   "sgd": (
     dict(nesterov=False),
@@ -228,26 +235,8 @@ GRIDS = {
       momentum=[0.9, 0.0, 0.5],
     ),
   ),
-  "adam": (
-    dict(amsgrad=True),
-    dict(
-      learning_rate=[0.01, 0.02, 0.005],
-      b1=[0.9, 0.5, 0.0],
-      b2=[0.999, 0.9, 0.99],
-      eps=[1e-8, 1e-3, 1e-5],
-      weight_decay=[0.05, 0.0, 0.1],
-    ),
-  ),
-  "adamw": (
-    dict(amsgrad=False),
-    dict(
-      learning_rate=[0.01, 0.02, 0.005],
-      b1=[0.9, 0.5, 0.0],
-      b2=[0.999, 0.9, 0.99],
-      eps=[1e-8, 1e-3, 1e-5],
-      weight_decay=[0.05, 0.0, 0.1],
-    ),
-  ),
+  "adam": (dict(amsgrad=True), _ADAM_GRID),
+  "adamw": (dict(amsgrad=False), _ADAM_GRID),
 }
 
 

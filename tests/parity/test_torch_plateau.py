@@ -12,7 +12,6 @@ and the decisions must agree exactly. Scales are compared with rtol=1e-5: PyTorc
 lr_jax in float32 (a few ulp after several reductions by a non-dyadic factor).
 """
 
-import functools
 import math
 
 import jax
@@ -24,12 +23,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax.optimizers import reduce_on_plateau
+from tests.helpers import plateau_scan_scales
 
 torch = pytest.importorskip("torch")
 
 RTOL = 1e-5  # float32 scale vs PyTorch's float64 lr (a few ulp after repeated non-dyadic factors)
 ATOL = 1e-30  # a float32 scale underflows to 0 after ~38 reductions by 0.1, where float64 still holds 1e-40
 PAD = 48  # sequences are padded to this length so one compiled scan serves every test
+# reduce_on_plateau's defaults (PyTorch's, plus accumulation_steps), passed explicitly so that all are traced
+_DEFAULTS = dict(factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_scale=0.0, accumulation_steps=1)
 
 
 def torch_scales(
@@ -108,48 +110,14 @@ def _reference_scales(
   return np.array(out)
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "threshold_mode"))
-def _scan_scales(
-  values, factor, patience, threshold, cooldown, min_scale, accumulation_steps, *, mode, threshold_mode
-):
-  tx = reduce_on_plateau(
-    factor=factor,
-    patience=patience,
-    threshold=threshold,
-    threshold_mode=threshold_mode,
-    cooldown=cooldown,
-    min_scale=min_scale,
-    mode=mode,
-    accumulation_steps=accumulation_steps,
-  )
-
-  def body(state, v):
-    _, state = tx.update({"w": jnp.zeros(())}, state, value=v)
-    return state, state.scale
-
-  return jax.lax.scan(body, tx.init({"w": jnp.zeros(())}), values)[1]
-
-
-def jax_scales(
-  values,
-  *,
-  factor=0.1,
-  patience=10,
-  threshold=1e-4,
-  threshold_mode="rel",
-  cooldown=0,
-  min_scale=0.0,
-  mode="min",
-  accumulation_steps=1,
-):
-  """lr_jax's scale after each value (hyperparameters traced, one compile per mode pair)."""
+def jax_scales(values, *, mode="min", threshold_mode="rel", **hyper):
+  """lr_jax's scale after each value (every hyperparameter traced: one compile per mode pair)."""
   n = len(values)
   assert n <= PAD
   padded = np.full(PAD, np.nan, np.float32)
   padded[:n] = values
-  hyper = [np.float32(x) for x in (factor, patience, threshold, cooldown, min_scale, accumulation_steps)]
-  out = _scan_scales(padded, *hyper, mode=mode, threshold_mode=threshold_mode)
-  return np.asarray(out)[:n]
+  hyper = {k: np.float32(v) for k, v in {**_DEFAULTS, **hyper}.items()}
+  return np.asarray(plateau_scan_scales(padded, **hyper, mode=mode, threshold_mode=threshold_mode))[:n]
 
 
 def assert_scales(actual, expected):
