@@ -1,6 +1,6 @@
 """A 32-rate Adam sweep of a small MLP on scikit-learn digits (300 full-batch steps each).
 
-Contenders (same model, data, initial parameters and optimizer, ``lr_jax.optimizers.adam``):
+Contenders (same model, data, initial parameters and optimizer, ``lr_jax.optimizers._adam``):
 
 * ``sweep``: ``lr_jax.sweep`` (it picks vmap / chunked vmap / lax.map itself; the chosen strategy is
   recorded), and ``sweep_vmap`` with ``max_parallel=None`` forced to a full vmap for comparison;

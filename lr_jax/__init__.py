@@ -6,16 +6,19 @@
 * ``lr_jax.lr_find``: the LR range test; ``lr_jax.sweep``: train a grid of configurations at once.
 * ``lr_jax.plot`` (``from lr_jax import plot``): matplotlib figures, imported on first use.
 
-The module ``lr_jax/sweep.py`` and the function ``lr_jax.sweep`` share a name: importing the
-function below rebinds the package attribute ``lr_jax.sweep`` to the function, which is the one
-public path. ``SweepResult`` is reached with ``from lr_jax.sweep import SweepResult`` (a
-``from``-import reads the module from ``sys.modules``; ``import lr_jax.sweep as m`` would give the
-function).
+Modules behind this flat API are private (``lr_jax._sweep``, ``lr_jax.schedules._decay``, ...), so
+every public name has exactly one path and no function shadows its module.
 """
 
-from lr_jax import optimizers, schedules
-from lr_jax.finder import lr_find
-from lr_jax.sweep import sweep
+from importlib import metadata as _metadata
 
-__version__ = "0.1.0"
-__all__ = ["__version__", "lr_find", "optimizers", "schedules", "sweep"]
+from lr_jax import optimizers, schedules
+from lr_jax._finder import LRFindResult, lr_find
+from lr_jax._sweep import SweepResult, sweep
+
+try:
+  __version__ = _metadata.version("lr-jax")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+  __version__ = "0+unknown"
+
+__all__ = ["__version__", "LRFindResult", "SweepResult", "lr_find", "optimizers", "schedules", "sweep"]

@@ -65,7 +65,7 @@ def schedules(schedules_or_dict: Any, steps, ax=None):
 
 
 def lr_find(result, ax=None):
-  """Plots an :class:`~lr_jax.finder.LRFindResult`: smoothed loss against lr (log x), the raw loss
+  """Plots an :class:`~lr_jax._finder.LRFindResult`: smoothed loss against lr (log x), the raw loss
   faintly, the repeats' +-1 std band, the divergence point and the suggestion.
 
   Args:
@@ -109,7 +109,7 @@ def lr_find(result, ax=None):
 
 
 def sweep(result, ax=None):
-  """Plots a :class:`~lr_jax.sweep.SweepResult`.
+  """Plots a :class:`~lr_jax.SweepResult`.
 
   With ``ax`` given, draws the loss curves of every configuration on it and returns it. With
   ``ax=None``, makes a figure with the curves and, for each swept hyperparameter, the final loss

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from lr_jax._validation import check, choice, number
-from lr_jax.finder import _check_batches
+from lr_jax._finder import _check_batches
 
 __all__ = [
   "TASKS",

@@ -1,12 +1,24 @@
-"""Registries that drive the generic tests (one entry per public schedule / optimizer)."""
+"""Shared test helpers: float32 rounding, tolerant comparison, and the registries that drive the
+generic tests (one entry per public schedule / optimizer)."""
 
 import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lr_jax import schedules as S
 from lr_jax.optimizers import reduce_on_plateau
+
+def f32(x) -> float:
+  """The value a float32 schedule really holds for the Python float ``x``."""
+  return float(np.float32(x))
+
+
+def close(got, want, rtol=1e-5, atol=1e-7):
+  """``assert_allclose`` of ``got`` and ``want``, both compared in float64 (float32 tolerances)."""
+  np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=rtol, atol=atol)
+
 
 VARIANTS = {"eager": lambda f: f, "jit": jax.jit}
 

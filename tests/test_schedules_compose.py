@@ -11,14 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import f32
 
 STEPS = np.arange(300)
 EVAL = jax.jit(lambda s, t: s(t))
 
-
-def f32(x):
-  """The value a float32 schedule really holds."""
-  return float(np.float32(x))
 
 
 pieces = st.lists(

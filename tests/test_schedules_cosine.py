@@ -16,15 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import close, f32
 
 N = 600
 STEPS = np.arange(N)
 CALL = jax.jit(lambda s, t: s(t))
 RTOL, ATOL = 1e-5, 1e-7  # float32: the cosine of a float32 fraction of the cycle
 
-
-def f32(x):
-  return float(np.float32(x))
 
 
 def ref_restarts(n, init, period, mult, end):
@@ -47,9 +45,6 @@ def restart_steps(period, mult, limit):
     s, length = s + length, length * mult
   return starts
 
-
-def close(got, want, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=rtol, atol=atol)
 
 
 init_s = st.floats(0.05, 10.0).map(f32)

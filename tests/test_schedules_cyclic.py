@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import f32
 
 STEPS = np.arange(400)
 EVAL = jax.jit(lambda s, t: s(t))  # one compile per mode, shared by every example
@@ -30,10 +31,6 @@ def torch_formula(t, base, peak, up, down, mode, gamma):
     f = gamma**t
   return base + (peak - base) * scale * f
 
-
-def f32(x):
-  """The value a float32 schedule really holds."""
-  return float(np.float32(x))
 
 
 hyper = st.fixed_dictionaries(

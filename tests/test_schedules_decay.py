@@ -17,18 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import close, f32
 
 STEPS = np.arange(0, 400)
 CALL = jax.jit(lambda s, t: s(t))  # one compile per schedule type/leaf dtypes, shared by all cases
 RTOL, ATOL = 1e-5, 1e-7  # float32: a few roundings in pow/div, relative to the rate
 
 
-def f32(x):
-  return float(np.float32(x))
-
-
-def close(got, want, rtol=RTOL, atol=ATOL):
-  np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=rtol, atol=atol)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import f32
 
 MAXN = 300
 STEPS = np.arange(MAXN + 20)
@@ -34,10 +35,6 @@ def reference(t, n, pct, anneal, three_phase, points):
       return (hi - lo) * frac + lo
     start = end
 
-
-def f32(x):
-  """The value a float32 schedule really holds."""
-  return float(np.float32(x))
 
 
 hyper = st.fixed_dictionaries(

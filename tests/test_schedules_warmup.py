@@ -12,14 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import f32
 
 STEPS = np.arange(400)
 EVAL = jax.jit(lambda s, t: s(t))  # shared compile cache: one entry per tree structure
 
-
-def f32(x):
-  """The value a float32 schedule really holds."""
-  return float(np.float32(x))
 
 
 # --- HF transformers' LambdaLR factors (transformers/optimization.py), rewritten in plain Python ---

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from lr_jax import schedules, sweep
-from lr_jax.sweep import SweepResult, _choose_chunk, expand_grid
+from lr_jax._sweep import SweepResult, _choose_chunk, expand_grid
 
 _RNG = np.random.default_rng(0)
 X = _RNG.normal(size=(4, 8, 3)).astype(np.float32)  # 4 batches of 8 examples
@@ -172,9 +172,9 @@ def test_progress_bar_gives_the_same_numbers(capsys, vmapped):
 def test_new_grid_values_reuse_the_compiled_program(vmapped):
   import sys
 
-  from lr_jax import sweep as _  # noqa: F401  (the function; the module is sys.modules["lr_jax.sweep"])
+  from lr_jax import sweep as _  # noqa: F401  (the function; the module is sys.modules["lr_jax._sweep"])
 
-  run_all = sys.modules["lr_jax.sweep"]._run_all
+  run_all = sys.modules["lr_jax._sweep"]._run_all
   n = run_all._cache_size()
   res = sweep(
     loss_fn,

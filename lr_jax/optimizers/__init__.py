@@ -6,13 +6,13 @@ scales updates by a loss-driven multiplier, ``skip_nonfinite`` skips NaN/inf gra
 ``update_step`` is the recommended jitted, buffer-donating ``update + apply_updates``.
 """
 
-from lr_jax.optimizers.adagrad import ScaleByAdagradState, adagrad, scale_by_adagrad
-from lr_jax.optimizers.adam import ScaleByAdamState, adam, adamw, scale_by_adam
-from lr_jax.optimizers.finite import SkipNonfiniteState, skip_nonfinite
-from lr_jax.optimizers.plateau import ReduceOnPlateauState, reduce_on_plateau
-from lr_jax.optimizers.rmsprop import ScaleByRMSPropState, rmsprop, scale_by_rmsprop
-from lr_jax.optimizers.sgd import ScaleBySGDState, scale_by_sgd, sgd
-from lr_jax.optimizers.step import update_step
+from lr_jax.optimizers._adagrad import ScaleByAdagradState, adagrad, scale_by_adagrad
+from lr_jax.optimizers._adam import ScaleByAdamState, adam, adamw, scale_by_adam
+from lr_jax.optimizers._finite import SkipNonfiniteState, skip_nonfinite
+from lr_jax.optimizers._plateau import ReduceOnPlateauState, reduce_on_plateau
+from lr_jax.optimizers._rmsprop import ScaleByRMSPropState, rmsprop, scale_by_rmsprop
+from lr_jax.optimizers._sgd import ScaleBySGDState, scale_by_sgd, sgd
+from lr_jax.optimizers._step import update_step
 
 __all__ = [
   "sgd",

@@ -5,10 +5,10 @@ inside ``jax.jit`` / ``jax.vmap``, and round-trips through ``to_config()`` / ``f
 """
 
 from lr_jax.schedules._base import Schedule, from_config
-from lr_jax.schedules.compose import join, multiply
-from lr_jax.schedules.cosine import cosine_annealing, cosine_warm_restarts
-from lr_jax.schedules.cyclic import cyclic
-from lr_jax.schedules.decay import (
+from lr_jax.schedules._compose import join, multiply
+from lr_jax.schedules._cosine import cosine_annealing, cosine_warm_restarts
+from lr_jax.schedules._cyclic import cyclic
+from lr_jax.schedules._decay import (
   constant,
   exponential_decay,
   inverse_time_decay,
@@ -18,8 +18,8 @@ from lr_jax.schedules.decay import (
   polynomial_decay,
   step_decay,
 )
-from lr_jax.schedules.one_cycle import one_cycle, one_cycle_momentum
-from lr_jax.schedules.warmup import inverse_sqrt, warmup, warmup_stable_decay
+from lr_jax.schedules._one_cycle import one_cycle, one_cycle_momentum
+from lr_jax.schedules._warmup import inverse_sqrt, warmup, warmup_stable_decay
 
 __all__ = [
   "Schedule",

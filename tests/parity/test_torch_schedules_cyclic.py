@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import f32
 
 torch = pytest.importorskip("torch")
 sched = torch.optim.lr_scheduler
@@ -22,10 +23,6 @@ MAXN = 320
 STEPS = np.arange(MAXN)
 EVAL = jax.jit(lambda s, t: s(t))  # shared compiles: one per tree structure (mode, phases, ...)
 
-
-def f32(x):
-  """The value a float32 schedule really holds."""
-  return float(np.float32(x))
 
 
 # Largest gaps seen over all examples, reported by test_zz_report_gaps (and in the README section).

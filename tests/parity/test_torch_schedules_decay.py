@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lr_jax import schedules as S
+from tests.helpers import f32
 
 torch = pytest.importorskip("torch")
 lr_scheduler = torch.optim.lr_scheduler
@@ -26,9 +27,6 @@ CALL = jax.jit(lambda s, t: s(t))
 RTOL = 1e-5  # float32 against PyTorch's float64 Python arithmetic
 ATOL = 1e-7  # for rates that decay to ~0 (relative error is meaningless there)
 
-
-def f32(x):
-  return float(np.float32(x))
 
 
 def torch_rates(make, base_lr, n=N):

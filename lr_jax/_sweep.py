@@ -1,6 +1,6 @@
 """Train a grid of hyperparameter configurations at once: ``lax.scan`` over steps, ``vmap`` over configurations.
 
-Also the home of :class:`SweepResult` (``from lr_jax.sweep import SweepResult``). The package
+Also the home of :class:`SweepResult` (``from lr_jax._sweep import SweepResult``). The package
 attribute ``lr_jax.sweep`` is the *function* :func:`sweep` (``lr_jax/__init__.py`` rebinds it).
 """
 
@@ -22,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lr_jax._validation import flag, number
-from lr_jax.finder import _check_batches, _check_scalar_loss, _chunks, _first_batch, _Progress
+from lr_jax._finder import _check_batches, _check_scalar_loss, _chunks, _first_batch, _Progress
 
 __all__ = ["SweepResult", "expand_grid", "sweep"]
 

@@ -306,7 +306,7 @@ def _chunks(total: int, progress: bool) -> list[tuple[int, int]]:
 
 
 def _default_optimizer(learning_rate) -> optax.GradientTransformation:
-  """SGD with momentum 0.9: ``lr_jax.optimizers.sgd`` (PyTorch's ``SGD(momentum=0.9)``)."""
+  """SGD with momentum 0.9: ``lr_jax.optimizers._sgd`` (PyTorch's ``SGD(momentum=0.9)``)."""
   from lr_jax import optimizers
 
   return optimizers.sgd(learning_rate, momentum=0.9)
@@ -485,7 +485,7 @@ def lr_find(
       ``num_steps``.
     optimizer: a function ``learning_rate -> optax.GradientTransformation`` (called with a traced
       scalar at each step, as ``optax.inject_hyperparams`` does); default SGD with momentum 0.9
-      (``lr_jax.optimizers.sgd(lr, momentum=0.9)``, PyTorch's ``SGD``). Its state must not depend on
+      (``lr_jax.optimizers._sgd(lr, momentum=0.9)``, PyTorch's ``SGD``). Its state must not depend on
       the rate's value.
     min_lr: first rate; must be > 0.
     max_lr: last rate; must be > ``min_lr``.
