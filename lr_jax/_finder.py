@@ -10,9 +10,7 @@ orders) are ``vmap``ped in the same program. The suggestion rules (:func:`steepe
 from __future__ import annotations
 
 import functools
-import math
-import sys
-import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -22,6 +20,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from lr_jax import _loop
 from lr_jax._validation import check, choice, flag, is_traced, number
 
 __all__ = ["LRFindResult", "lr_find", "minimum", "steepest", "valley"]
@@ -116,20 +115,49 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
 _RULES = {"steepest": steepest, "minimum": minimum, "valley": valley}
 
 
-def _suggest(lrs, smoothed, stop, method, skip_start, skip_end) -> float:
-  """Applies a rule to the curve up to ``stop`` (inclusive), trimmed like fastai (``[n//10 : -5]``)."""
+def _suggest(lrs, smoothed, stop, method, skip_start, skip_end, *, fn: str, stacklevel: int = 3) -> float:
+  """Applies a rule to the curve up to ``stop`` (inclusive), trimmed like fastai (``[n//10 : -5]``).
+
+  The answer always lies in ``[lrs[0], lrs[-1]]`` (``[min_lr, max_lr]``). When fewer than 2 points
+  are left after cutting at the divergence and trimming, or when the rule points outside the ramp
+  (``"minimum"``: the lowest loss within 10x of ``min_lr``), the result is NaN and a
+  ``RuntimeWarning`` says why.
+  """
+  lo, hi = float(lrs[0]), float(lrs[-1])
   end = len(lrs) if stop is None else stop + 1
   lrs, smoothed = np.asarray(lrs[:end], np.float64), np.asarray(smoothed[:end], np.float64)
   finite = np.isfinite(smoothed)
   if not finite.all():  # cut at the first non-finite point
     cut = int(np.argmin(finite))
     lrs, smoothed = lrs[:cut], smoothed[:cut]
-  trimmed = slice(skip_start, max(len(lrs) - skip_end, 0))
-  if len(lrs[trimmed]) >= 2:
-    lrs, smoothed = lrs[trimmed], smoothed[trimmed]
-  if len(lrs) < 2:
+  kept = slice(skip_start, max(len(lrs) - skip_end, 0))
+  if len(lrs[kept]) < 2:
+    if stop is None:
+      where = f"the curve has {len(lrs)} finite points"
+    else:
+      why = "a non-finite loss (NaN/inf)" if len(lrs) <= stop else "the smoothed loss passing the threshold"
+      where = f"the run stopped at step {stop} (lr={float(lrs[-1] if len(lrs) else lo):.3g}) on {why}"
+    warnings.warn(
+      f"{fn}: no suggestion (NaN): {where}, leaving {len(lrs)} points before it and "
+      f"{len(lrs[kept])} after dropping the first {skip_start} and last {skip_end}; a rule needs 2. "
+      "A loss that diverges this early usually means bad data (NaN/inf in a batch) or a loss that is "
+      "not finite at the initial parameters; otherwise lower min_lr.",
+      RuntimeWarning,
+      stacklevel=stacklevel,
+    )
     return float("nan")
-  return _RULES[method](lrs, smoothed)
+  lrs, smoothed = lrs[kept], smoothed[kept]
+  rate = _RULES[method](lrs, smoothed)
+  if not lo <= rate <= hi:
+    warnings.warn(
+      f"{fn}: no suggestion (NaN): the {method!r} rule gives {rate:.3g}, outside the tested range "
+      f"[min_lr, max_lr] = [{lo:.3g}, {hi:.3g}] (the smoothed loss is lowest at lr="
+      f"{float(lrs[int(np.argmin(smoothed))]):.3g}); lower min_lr.",
+      RuntimeWarning,
+      stacklevel=stacklevel,
+    )
+    return float("nan")
+  return rate
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,7 +173,9 @@ class LRFindResult(NamedTuple):
       after the run stopped.
     smoothed_losses: ``[num_steps]`` bias-corrected EMA of ``losses``; NaN after the run stopped.
     diverged_at: index of the step where divergence was detected (the run stopped there), or None.
-    suggestion: the suggested rate, by ``method``.
+    suggestion: the suggested rate, by ``method``: always in ``[min_lr, max_lr]``, or NaN (with a
+      ``RuntimeWarning`` saying why) when too few points precede the divergence or the rule points
+      below ``min_lr``.
     method: the rule behind ``suggestion``.
     losses_std: ``[num_steps]`` standard deviation of the smoothed losses over repeats (0 for one run).
     repeat_losses: ``[num_repeats, num_steps]`` raw losses of each repeat.
@@ -164,6 +194,15 @@ class LRFindResult(NamedTuple):
   repeat_smoothed_losses: np.ndarray
   repeat_diverged_at: tuple
 
+  def __repr__(self) -> str:
+    repeats = len(self.repeat_diverged_at)
+    lo, hi = float(self.lrs[0]), float(self.lrs[-1])
+    return (
+      f"LRFindResult({len(self.lrs)} steps from {lo:.3g} to {hi:.3g}, {repeats} repeat"
+      f"{'s' if repeats != 1 else ''}, diverged_at={self.diverged_at}, "
+      f"suggestion={self.suggestion:.3g} ({self.method}))"
+    )
+
   def suggest(self, method: str | None = None, *, skip_start: int | None = None, skip_end: int = 5) -> float:
     """The rate suggested by ``method`` from the (mean) smoothed curve.
 
@@ -178,7 +217,9 @@ class LRFindResult(NamedTuple):
       skip_end: points dropped before the end of the valid curve.
 
     Returns:
-      The suggested rate, a float (NaN if fewer than 2 finite points were recorded).
+      The suggested rate, a float in ``[min_lr, max_lr]``; NaN, with a ``RuntimeWarning`` saying why,
+      when fewer than 2 points are left before the divergence after trimming, or when the rule
+      points outside the ramp (``"minimum"`` with the lowest loss within 10x of ``min_lr``).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -191,7 +232,15 @@ class LRFindResult(NamedTuple):
     method = self.method if method is None else method
     choice(method, SUGGESTION_METHODS, fn="LRFindResult.suggest", name="method")
     skip_start = len(self.lrs) // 10 if skip_start is None else skip_start
-    return _suggest(self.lrs, self.smoothed_losses, self.diverged_at, method, skip_start, skip_end)
+    return _suggest(
+      self.lrs,
+      self.smoothed_losses,
+      self.diverged_at,
+      method,
+      skip_start,
+      skip_end,
+      fn="LRFindResult.suggest",
+    )
 
   def repeat_suggestions(self, method: str | None = None) -> np.ndarray:
     """The suggestion of each repeat on its own (``[num_repeats]``); their spread is what repeats reduce.
@@ -209,7 +258,7 @@ class LRFindResult(NamedTuple):
     skip = len(self.lrs) // 10
     return np.array(
       [
-        _suggest(self.lrs, s, d, method, skip, 5)
+        _suggest(self.lrs, s, d, method, skip, 5, fn="LRFindResult.repeat_suggestions")
         for s, d in zip(self.repeat_smoothed_losses, self.repeat_diverged_at)
       ]
     )
@@ -222,83 +271,6 @@ class LRFindResult(NamedTuple):
     from lr_jax import plot
 
     return plot.lr_find(self, ax=ax)
-
-
-# --------------------------------------------------------------------------------------------------
-# Shared input checks and the progress bar (also used by ``lr_jax.sweep``).
-
-
-def _check_batches(batches, fn: str) -> int:
-  """Checks that every leaf of ``batches`` has the same leading (batch-index) axis; returns its length."""
-  leaves = jax.tree_util.tree_leaves(batches)
-  if not leaves:
-    raise ValueError(
-      f"{fn}: `batches` must be a pytree of arrays with a leading batch axis, got batches={batches!r}."
-    )
-  shapes = [np.shape(x) for x in leaves]
-  if any(len(s) == 0 for s in shapes):
-    raise ValueError(
-      f"{fn}: `batches` leaves must have a leading axis indexing batches, got leaf shapes {shapes}."
-    )
-  lead = {s[0] for s in shapes}
-  if len(lead) != 1:
-    raise ValueError(
-      f"{fn}: `batches` leaves must share their leading axis, got leading axes {sorted(lead)}."
-    )
-  n = lead.pop()
-  if n < 1:
-    raise ValueError(f"{fn}: `batches` must hold at least one batch, got leading axis 0.")
-  return n
-
-
-def _first_batch(batches):
-  return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x)[1:], jnp.result_type(x)), batches)
-
-
-def _check_scalar_loss(loss_fn, params, batches, fn: str):
-  """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar."""
-  if not callable(loss_fn):
-    raise ValueError(
-      f"{fn}: `loss_fn` must be a function (params, batch) -> scalar, got loss_fn={loss_fn!r}."
-    )
-  out = jax.eval_shape(loss_fn, params, _first_batch(batches))
-  shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-  if shape != () or not jnp.issubdtype(dtype, jnp.floating):
-    got = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
-    raise ValueError(f"{fn}: `loss_fn` must return a real scalar, got {got}.")
-  return dtype
-
-
-class _Progress:
-  """A minimal stderr progress bar (no dependency)."""
-
-  def __init__(self, total: int, desc: str, enabled: bool, stream=None):
-    self.total, self.desc, self.enabled = total, desc, enabled
-    self.stream = sys.stderr if stream is None else stream
-    self.done, self.t0 = 0, time.perf_counter()
-    self._draw()
-
-  def update(self, n: int):
-    self.done += n
-    self._draw()
-
-  def _draw(self):
-    if not self.enabled:
-      return
-    width = 30
-    k = int(width * self.done / max(self.total, 1))
-    dt = time.perf_counter() - self.t0
-    end = "\n" if self.done >= self.total else ""
-    self.stream.write(f"\r{self.desc} [{'#' * k}{'.' * (width - k)}] {self.done}/{self.total} {dt:.1f}s{end}")
-    self.stream.flush()
-
-
-def _chunks(total: int, progress: bool) -> list[tuple[int, int]]:
-  """(start, length) pairs: the whole run, or about 20 equal chunks (at most 2 distinct lengths)."""
-  if not progress:
-    return [(0, total)]
-  length = max(1, math.ceil(total / 20))
-  return [(s, min(length, total - s)) for s in range(0, total, length)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,10 +337,9 @@ def _steps(carry, batches, order, lrs, t0, smoothing, threshold, *, loss_fn, opt
   def body(c, x):
     params, state, avg, best, alive = c
     t, i, lr = x
-    batch = jax.tree_util.tree_map(lambda b: b[i], batches)
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, new_state = optimizer(lr).update(grads, state, params)
-    new_params = optax.apply_updates(params, updates)
+    loss, new_params, new_state = _loop.train_step(
+      loss_fn, optimizer(lr), params, state, _loop.take(batches, i)
+    )
     beta = jnp.asarray(smoothing, loss.dtype)
     new_avg = beta * avg + (1 - beta) * loss
     smooth = new_avg / (1 - beta ** (t + 1).astype(loss.dtype))
@@ -482,7 +453,9 @@ def lr_find(
     loss_fn: ``loss_fn(params, batch) -> scalar`` (differentiable in ``params``).
     params: initial parameters (a pytree); they are not modified.
     batches: a pytree of arrays whose leading axis indexes batches, cycled if shorter than
-      ``num_steps``.
+      ``num_steps``, or a Python list of batches of equal shapes (what a data loader gives), stacked
+      here. A batch with a scalar leaf (``(X, y)`` of shapes ``[n, d]``, ``[n]`` passed as is: one
+      example per batch) gets a warning; pass one full batch as ``(X[None], y[None])``.
     optimizer: a function ``learning_rate -> optax.GradientTransformation`` (called with a traced
       scalar at each step, as ``optax.inject_hyperparams`` does); default SGD with momentum 0.9
       (``lr_jax.optimizers._sgd(lr, momentum=0.9)``, PyTorch's ``SGD``). Its state must not depend on
@@ -506,8 +479,12 @@ def lr_find(
   Raises:
     ValueError: ``min_lr <= 0``, ``min_lr >= max_lr``, ``num_steps < 10``, ``num_repeats < 1``,
       ``smoothing`` outside [0, 1), ``diverge_threshold <= 1``, a ``key`` that is not a PRNG key,
-      a ``loss_fn`` that does not return a scalar, ``batches`` leaves with different leading axes,
-      or a call under ``jax.jit`` (the result holds Python floats).
+      a ``loss_fn`` that does not return a scalar, ``batches`` leaves with different leading axes
+      (or listed batches of different shapes), or a call under ``jax.jit``/``vmap`` (traced
+      arguments, or a call while tracing: the result holds Python floats).
+
+  Warns:
+    RuntimeWarning: when no rate can be suggested (``suggestion`` is then NaN), saying why.
 
   References:
     L. N. Smith, `Cyclical Learning Rates for Training Neural Networks
@@ -521,17 +498,87 @@ def lr_find(
     >>> print(0.02 < res.suggestion < 2.0 < res.lrs[res.diverged_at])
     True
   """
+  a = _check_arguments(
+    loss_fn,
+    params,
+    batches,
+    optimizer,
+    min_lr,
+    max_lr,
+    num_steps,
+    mode,
+    smoothing,
+    diverge_threshold,
+    num_repeats,
+    key,
+    method,
+    progress,
+  )
+  lrs, orders = _plan(a)
+  losses, smoothed, flags = _run(a, loss_fn, params, lrs, orders)
+  return _collect(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), np.asarray(flags), a.method)
+
+
+# --------------------------------------------------------------------------------------------------
+# The steps of ``lr_find``: check arguments, plan, run, collect.
+
+
+class _Args(NamedTuple):
+  batches: Any
+  num_batches: int
+  loss_dtype: Any
+  optimizer: Callable
+  min_lr: float
+  max_lr: float
+  num_steps: int
+  mode: str
+  smoothing: float
+  diverge_threshold: float
+  num_repeats: int
+  key: Any
+  method: str
+  progress: bool
+
+
+def _check_arguments(
+  loss_fn,
+  params,
+  batches,
+  optimizer,
+  min_lr,
+  max_lr,
+  num_steps,
+  mode,
+  smoothing,
+  diverge_threshold,
+  num_repeats,
+  key,
+  method,
+  progress,
+) -> _Args:
   fn = "lr_find"
-  for name, v in (
-    ("min_lr", min_lr),
-    ("max_lr", max_lr),
-    ("smoothing", smoothing),
-    ("diverge_threshold", diverge_threshold),
-  ):
+  named = {
+    "params": params,
+    "batches": batches,
+    "min_lr": min_lr,
+    "max_lr": max_lr,
+    "num_steps": num_steps,
+    "smoothing": smoothing,
+    "diverge_threshold": diverge_threshold,
+    "num_repeats": num_repeats,
+    "key": key,
+  }
+  for name, v in named.items():
     if is_traced(v):
       raise ValueError(
-        f"{fn}: must be called outside jax.jit/vmap (it returns Python floats), got a traced `{name}`."
+        f"{fn}: must be called outside jax.jit/vmap (it runs its own compiled program and returns "
+        f"Python floats), got a traced `{name}`."
       )
+  if isinstance(jnp.zeros(()), jax.core.Tracer):  # inside a jit trace, even with concrete arguments
+    raise ValueError(
+      f"{fn}: must be called outside jax.jit (it runs its own compiled program and returns Python "
+      "floats), got a call while tracing a jitted function."
+    )
   min_lr = number(min_lr, fn=fn, name="min_lr")
   max_lr = number(max_lr, fn=fn, name="max_lr")
   num_steps = number(num_steps, fn=fn, name="num_steps", integer=True)
@@ -567,50 +614,62 @@ def lr_find(
     )
   if key is not None and not _is_key(key):
     raise ValueError(f"{fn}: `key` must be a PRNG key (jax.random.key(seed)) or None, got key={key!r}.")
-  num_steps, num_repeats = int(num_steps), int(num_repeats)
-  n = _check_batches(batches, fn)
-  loss_dtype = _check_scalar_loss(loss_fn, params, batches, fn)
+  batches, n = _loop.prepare_batches(batches, fn)
+  loss_dtype = _loop.check_scalar_loss(loss_fn, params, batches, fn)
+  return _Args(
+    batches,
+    n,
+    loss_dtype,
+    optimizer,
+    min_lr,
+    max_lr,
+    int(num_steps),
+    mode,
+    smoothing,
+    diverge_threshold,
+    int(num_repeats),
+    key,
+    method,
+    progress,
+  )
 
-  lrs = _ramp(min_lr, max_lr, num_steps=num_steps, mode=mode)
-  orders = _orders(key, num_repeats, num_steps, n)
-  batches = jax.tree_util.tree_map(jnp.asarray, batches)
-  chunks = _chunks(num_steps, progress)
-  if len(chunks) == 1:
-    losses, smoothed, flags = _find_all(
-      params,
-      batches,
+
+def _plan(a: _Args):
+  """The ramp of rates and each repeat's batch order."""
+  lrs = _ramp(a.min_lr, a.max_lr, num_steps=a.num_steps, mode=a.mode)
+  return lrs, _orders(a.key, a.num_repeats, a.num_steps, a.num_batches)
+
+
+def _run(a: _Args, loss_fn, params, lrs, orders):
+  """Every repeat's ``(losses, smoothed, diverged flags)``, each ``[num_repeats, num_steps]``."""
+  hyper = (lrs, a.smoothing, a.diverge_threshold)
+  _, rows = _loop.run_chunked(
+    a.num_steps,
+    a.progress,
+    "lr_find",
+    whole=lambda: _find_all(
+      params, a.batches, orders, *hyper, loss_fn=loss_fn, optimizer=a.optimizer, loss_dtype=a.loss_dtype
+    ),
+    init=lambda: _init_all(
+      params, lrs, optimizer=a.optimizer, loss_dtype=a.loss_dtype, num_repeats=a.num_repeats
+    ),
+    steps=lambda carry, t0, length: _steps_all(
+      carry,
+      a.batches,
       orders,
       lrs,
-      smoothing,
-      diverge_threshold,
+      t0,
+      a.smoothing,
+      a.diverge_threshold,
       loss_fn=loss_fn,
-      optimizer=optimizer,
-      loss_dtype=loss_dtype,
-    )
-  else:
-    bar = _Progress(num_steps, fn, True)
-    carry = _init_all(params, lrs, optimizer=optimizer, loss_dtype=loss_dtype, num_repeats=num_repeats)
-    rows = []
-    for t0, length in chunks:
-      carry, row = _steps_all(
-        carry,
-        batches,
-        orders,
-        lrs,
-        t0,
-        smoothing,
-        diverge_threshold,
-        loss_fn=loss_fn,
-        optimizer=optimizer,
-        length=length,
-      )
-      rows.append(jax.block_until_ready(row))
-      bar.update(length)
-    losses, smoothed, flags = (jnp.concatenate(parts, axis=1) for parts in zip(*rows))
-  return _result(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), np.asarray(flags), method)
+      optimizer=a.optimizer,
+      length=length,
+    ),
+  )
+  return rows
 
 
-def _result(lrs, losses, smoothed, flags, method) -> LRFindResult:
+def _collect(lrs, losses, smoothed, flags, method) -> LRFindResult:
   stops = tuple(int(np.argmax(f)) if f.any() else None for f in flags)
   hit = [s for s in stops if s is not None]
   stop = min(hit) if hit else None
@@ -618,8 +677,8 @@ def _result(lrs, losses, smoothed, flags, method) -> LRFindResult:
     mean_loss, mean_smooth = losses.mean(axis=0), smoothed.mean(axis=0)
     std = smoothed.std(axis=0)
   if stop is not None:  # the mean curve stops where the first repeat stopped
-    for a in (mean_loss, mean_smooth, std):
-      a[stop + 1 :] = np.nan
+    for arr in (mean_loss, mean_smooth, std):
+      arr[stop + 1 :] = np.nan
   skip = len(lrs) // 10
-  suggestion = _suggest(lrs, mean_smooth, stop, method, skip, 5)
+  suggestion = _suggest(lrs, mean_smooth, stop, method, skip, 5, fn="lr_find", stacklevel=4)
   return LRFindResult(lrs, mean_loss, mean_smooth, stop, suggestion, method, std, losses, smoothed, stops)

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lr_jax import _loop
 from lr_jax._validation import check, choice, number
-from lr_jax._finder import _check_batches
 
 __all__ = [
   "TASKS",
@@ -297,7 +297,8 @@ def fit(
   Args:
     loss_fn: ``loss_fn(params, batch) -> scalar``.
     params: initial parameters.
-    batches: pytree of arrays whose leading axis indexes mini-batches.
+    batches: pytree of arrays whose leading axis indexes mini-batches, or a list of equally shaped
+      batches (stacked here).
     optimizer: any ``optax.GradientTransformation`` (``optimizers.sgd(schedule)`` ...).
     num_steps: number of updates (a Python int: it is the scan's length).
     history: if true, return the parameters after every update, stacked along a new leading axis
@@ -320,16 +321,13 @@ def fit(
   num_steps = int(number(num_steps, fn="fit", name="num_steps", integer=True))
   if num_steps < 0:
     raise ValueError(f"fit: `num_steps` must be >= 0, got num_steps={num_steps}.")
-  n = _check_batches(batches, "fit")
+  batches, n = _loop.prepare_batches(batches, "fit", stacklevel=3)
 
   @jax.jit
   def run(params, batches):
     def body(carry, t):
       params, state = carry
-      batch = jax.tree.map(lambda a: a[t % n], batches)
-      loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-      updates, state = optimizer.update(grads, state, params)
-      params = optax.apply_updates(params, updates)
+      loss, params, state = _loop.train_step(loss_fn, optimizer, params, state, _loop.take(batches, t % n))
       return (params, state), ((params if history else None), loss)
 
     (params, _), (trail, losses) = jax.lax.scan(body, (params, optimizer.init(params)), jnp.arange(num_steps))

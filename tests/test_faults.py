@@ -252,17 +252,19 @@ def test_lr_find_stops_and_reports_divergence_on_nan():
 
 def test_lr_find_reports_divergence_on_inf_and_on_threshold():
   loss = lambda w, b: jnp.sum(jnp.exp(jnp.abs(w - b) * 50.0))
-  res = lr_find(
-    loss,
-    jnp.ones(2),
-    jnp.zeros((1, 2)),
-    optimizer=optax.sgd,
-    min_lr=1e-6,
-    max_lr=1.0,
-    num_steps=40,
-    diverge_threshold=None,
-  )
+  with pytest.warns(RuntimeWarning, match="no suggestion .*stopped at step 1 .*non-finite loss"):
+    res = lr_find(
+      loss,
+      jnp.ones(2),
+      jnp.zeros((1, 2)),
+      optimizer=optax.sgd,
+      min_lr=1e-6,
+      max_lr=1.0,
+      num_steps=40,
+      diverge_threshold=None,
+    )
   assert res.diverged_at is not None and not np.isfinite(res.repeat_losses[0, res.diverged_at])
+  assert np.isnan(res.suggestion)  # one point before the divergence: nothing to suggest
   res = lr_find(
     lambda w, b: 0.5 * jnp.sum((w - b) ** 2),
     jnp.ones(2),
@@ -292,10 +294,10 @@ def test_sweep_returns_nan_for_diverging_configs_and_keeps_the_others():
     num_steps=steps,
   )
   assert res.valid.tolist() == [True, False, True, False]
-  assert np.all(np.isnan(res.final_loss[[1, 3]]))
+  assert np.all(np.isnan(res.train_loss[[1, 3]]))
   for i in (0, 2):  # float64 closed form: 2 w_0^2 (1 - 2 lr)^(2 T)
     exact = 2.0 * (1 - 2 * lrs[i]) ** (2 * steps)
-    np.testing.assert_allclose(res.final_loss[i], exact, rtol=2e-5)  # 60 float32 multiplications
+    np.testing.assert_allclose(res.train_loss[i], exact, rtol=2e-5)  # 60 float32 multiplications
     assert np.all(np.isfinite(res.losses[i]))
   # the diverging lanes are NaN from their first non-finite loss on, finite before
   for i in (1, 3):
@@ -324,5 +326,5 @@ def test_sweep_nan_loss_lane_with_lr_jax_schedule_and_optimizer():
     num_steps=20,
   )
   assert (
-    res.valid.tolist() == [True, False] and np.isnan(res.final_loss[1]) and np.isfinite(res.final_loss[0])
+    res.valid.tolist() == [True, False] and np.isnan(res.train_loss[1]) and np.isfinite(res.train_loss[0])
   )

@@ -8,7 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from lr_jax import finder, lr_find
+from lr_jax import _finder as finder
+from lr_jax import _loop, lr_find
 
 # Least squares with a known spectrum: plain (full-batch) gradient descent on
 # 0.5 * mean((X w - y)^2) diverges exactly above lr = 2 / lambda_max(X^T X / n).
@@ -85,16 +86,17 @@ def test_losses_match_a_float64_numpy_loop():
 
 
 def test_linear_ramp_and_batches_cycle():
-  res = lr_find(
-    ls_loss,
-    jnp.zeros(5),
-    FULL_BATCH,
-    optimizer=plain_sgd,
-    min_lr=0.01,
-    max_lr=0.2,
-    num_steps=10,
-    mode="linear",
-  )
+  with pytest.warns(RuntimeWarning, match="'minimum' rule gives"):  # see test_the_suggestion_lies_in_...
+    res = lr_find(
+      ls_loss,
+      jnp.zeros(5),
+      FULL_BATCH,
+      optimizer=plain_sgd,
+      min_lr=0.01,
+      max_lr=0.2,
+      num_steps=10,
+      mode="linear",
+    )
   np.testing.assert_allclose(res.lrs, np.linspace(0.01, 0.2, 10), rtol=1e-6)
   assert np.all(np.diff(res.lrs) > 0)
 
@@ -159,7 +161,7 @@ def test_strict_dtype_promotion():
 
 def test_progress_bar_draws():
   out = io.StringIO()
-  bar = finder._Progress(10, "x", True, stream=out)
+  bar = _loop.Progress(10, "x", True, stream=out)
   bar.update(4)
   bar.update(6)
   text = out.getvalue()
@@ -237,3 +239,100 @@ def test_bad_loss_and_batches_raise_value_error():
 def test_traced_call_raises_value_error():
   with pytest.raises(ValueError, match="outside jax.jit"):
     jax.jit(lambda lo: lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, min_lr=lo).suggestion)(1e-5)
+
+
+# ------------------------------------------------------------------ bad data, suggestions in range
+
+
+MINIBATCHES = (X.reshape(8, 8, 5), Y.reshape(8, 8))  # 8 minibatches of 8 examples
+
+
+def test_nan_in_a_batch_gives_no_suggestion_and_says_why():
+  # One NaN in batch 3 stopped the run at step 3 and suggested 1.45e-08, below min_lr (issue 10, item 6).
+  x = MINIBATCHES[0].copy()
+  x[3, 0, 0] = np.nan
+  with pytest.warns(RuntimeWarning, match="lr_find: no suggestion .*stopped at step 3 .*non-finite loss"):
+    res = lr_find(ls_loss, jnp.zeros(5), (x, MINIBATCHES[1]))
+  assert res.diverged_at == 3 and np.isnan(res.suggestion)
+  for method in finder.SUGGESTION_METHODS:
+    with pytest.warns(RuntimeWarning, match="LRFindResult.suggest: no suggestion"):
+      assert np.isnan(res.suggest(method))
+
+
+def test_the_suggestion_lies_in_the_tested_range():
+  # the smoothed minimum sits within 10x of min_lr: "minimum" (lr / 10) would fall below min_lr
+  kw = dict(optimizer=plain_sgd, min_lr=0.01, max_lr=0.2, num_steps=10, mode="linear")
+  with pytest.warns(RuntimeWarning, match=r"'minimum' rule gives 0.00944, outside .*\[0.01, 0.2\]"):
+    res = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kw)
+  assert np.isnan(res.suggestion)
+  assert 0.01 <= res.suggest("steepest") <= 0.2 and 0.01 <= res.suggest("valley") <= 0.2
+
+
+@pytest.mark.parametrize("min_lr", [1e-7, 1e-4, 1e-2, 0.05])
+def test_suggestion_is_in_range_or_nan_for_every_rule(min_lr):
+  import warnings
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    res = lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, min_lr=min_lr, max_lr=10.0, num_steps=40)
+    for method in finder.SUGGESTION_METHODS:
+      s = res.suggest(method)
+      assert np.isnan(s) or min_lr * (1 - 1e-6) <= s <= 10.0, (method, s)
+
+
+def test_too_few_points_before_divergence_give_nan():
+  # lr from 1 (already past 2/lambda_max ~ 0.2): the run blows up in a few steps
+  with pytest.warns(RuntimeWarning, match="lr_find: no suggestion .*stopped at step .*a rule needs 2"):
+    res = lr_find(
+      ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd, min_lr=1.0, max_lr=100.0, num_steps=20
+    )
+  assert res.diverged_at is not None and res.diverged_at < 10 and np.isnan(res.suggestion)
+
+
+@pytest.mark.filterwarnings("ignore:lr_find. no suggestion:RuntimeWarning")
+def test_unstacked_data_warns():
+  # (X, y) of shapes [n, d], [n] passed as is: each "batch" is one example (issue 10, item 6)
+  with pytest.warns(
+    UserWarning, match=r"lr_find: each batch holds a single example .*\(X\[None\], y\[None\]\)"
+  ):
+    lr_find(ls_loss_one, jnp.zeros(5), (X, Y), num_steps=20)
+
+
+def ls_loss_one(w, b):
+  x, y = b
+  return 0.5 * jnp.mean((x @ w - y) ** 2)
+
+
+def test_a_list_of_batches_is_stacked():
+  listed = [(MINIBATCHES[0][j], MINIBATCHES[1][j]) for j in range(8)]  # what a data loader yields
+  kw = dict(optimizer=plain_sgd, num_steps=30, min_lr=1e-4, max_lr=1.0)
+  a = lr_find(ls_loss, jnp.zeros(5), listed, **kw)
+  b = lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, **kw)
+  np.testing.assert_array_equal(a.losses, b.losses)
+  assert a.suggestion == b.suggestion
+  ragged = [*listed[:7], (X[:3], Y[:3])]  # a last, smaller batch
+  with pytest.raises(
+    ValueError, match=r"lr_find: the batches of a list `batches` .*same shapes, got .*batch 7"
+  ):
+    lr_find(ls_loss, jnp.zeros(5), ragged, **kw)
+
+
+W0 = np.zeros(5, np.float32)
+
+
+def test_called_under_jit_raises_a_named_value_error():
+  with pytest.raises(ValueError, match="lr_find: must be called outside jax.jit.*traced `params`"):
+    jax.jit(lambda w: lr_find(ls_loss, w, FULL_BATCH).suggestion)(jnp.zeros(5))
+  with pytest.raises(ValueError, match="lr_find: must be called outside jax.jit.*while tracing"):
+    jax.jit(lambda: lr_find(ls_loss, W0, FULL_BATCH).suggestion)()  # every argument concrete
+  with pytest.raises(ValueError, match="lr_find: must be called outside jax.jit/vmap.*traced `max_lr`"):
+    jax.vmap(lambda hi: lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, max_lr=hi).suggestion)(jnp.ones(2))
+
+
+def test_repr_is_short(ls_result):
+  text = repr(ls_result)
+  assert len(text) < 200, text
+  assert text == (
+    f"LRFindResult(100 steps from 1e-07 to 10, 1 repeat, diverged_at={ls_result.diverged_at}, "
+    f"suggestion={ls_result.suggestion:.3g} (minimum))"
+  )

@@ -43,6 +43,7 @@ def run(**kwargs):
     grid=GRID,
     num_steps=12,
     eval_fn=lambda w: jnp.sum(w**2),
+    eval_mode="min",
     **kwargs,
   )
   return res
@@ -60,8 +61,8 @@ _CHILD = textwrap.dedent(
   from tests.test_sharding_sweep import run
   r8 = run()
   r4 = run(mesh=Mesh(np.array(jax.devices()[:4]), ("configs",)), max_parallel=1, progress=True)
-  np.savez(sys.argv[1], losses8=r8.losses, final8=r8.final_loss, eval8=r8.eval, dev8=r8.num_devices,
-           strategy8=r8.strategy, losses4=r4.losses, final4=r4.final_loss, dev4=r4.num_devices,
+  np.savez(sys.argv[1], losses8=r8.losses, final8=r8.train_loss, eval8=r8.eval, dev8=r8.num_devices,
+           strategy8=r8.strategy, losses4=r4.losses, final4=r4.train_loss, dev4=r4.num_devices,
            strategy4=r4.strategy)
   """
 )
@@ -89,5 +90,5 @@ def test_eight_device_sweep_equals_one_device(tmp_path):
   for k in ("8", "4"):
     # the same float32 program per configuration; batching differs only in vmap width
     np.testing.assert_allclose(got["losses" + k], ref.losses, rtol=1e-6, atol=0, equal_nan=True)
-    np.testing.assert_allclose(got["final" + k], ref.final_loss, rtol=1e-6, atol=0, equal_nan=True)
+    np.testing.assert_allclose(got["final" + k], ref.train_loss, rtol=1e-6, atol=0, equal_nan=True)
   np.testing.assert_allclose(got["eval8"], ref.eval, rtol=1e-6, equal_nan=True)

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from lr_jax import schedules, sweep
-from lr_jax._sweep import SweepResult, _choose_chunk, expand_grid
+from lr_jax._sweep import SweepResult, _choose_chunk, _column, expand_grid
 
 _RNG = np.random.default_rng(0)
 X = _RNG.normal(size=(4, 8, 3)).astype(np.float32)  # 4 batches of 8 examples
@@ -17,6 +17,7 @@ X_TEST = _RNG.normal(size=(16, 3)).astype(np.float32)
 Y_TEST = (X_TEST @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
 PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(())}
 NUM_STEPS = 20
+BATCH0 = {"x": X[0], "y": Y[0]}
 
 
 def loss_fn(p, batch):
@@ -53,7 +54,8 @@ def plain_optax_run(tx, params, num_steps=NUM_STEPS):
     losses.append(float(loss))
     updates, state = tx.update(grads, state, params)
     params = optax.apply_updates(params, updates)
-  final = float(loss_fn(params, {k: v[num_steps % 4] for k, v in BATCHES.items()}))
+  # the trained parameters' loss over the whole training set (every batch), as a float64 NumPy mean
+  final = np.mean([float(loss_fn(params, {k: v[j] for k, v in BATCHES.items()})) for j in range(4)])
   return np.array(losses), final, float(eval_fn(params))
 
 
@@ -72,7 +74,14 @@ def reference():
 @pytest.fixture(scope="module")
 def vmapped():
   return sweep(
-    loss_fn, PARAMS, BATCHES, optimizer=adam_cosine, grid=GRID, num_steps=NUM_STEPS, eval_fn=eval_fn
+    loss_fn,
+    PARAMS,
+    BATCHES,
+    optimizer=adam_cosine,
+    grid=GRID,
+    num_steps=NUM_STEPS,
+    eval_fn=eval_fn,
+    eval_mode="min",
   )
 
 
@@ -89,6 +98,7 @@ def test_each_configuration_equals_a_plain_optax_run(max_parallel, strategy, ref
       grid=GRID,
       num_steps=NUM_STEPS,
       eval_fn=eval_fn,
+      eval_mode="min",
       max_parallel=max_parallel,
     )
   )
@@ -104,14 +114,14 @@ def test_each_configuration_equals_a_plain_optax_run(max_parallel, strategy, ref
   for i, (losses, final, ev) in enumerate(reference):
     # float32: compiled+vmapped vs eager rounding, lr_jax vs Optax cosine formula (measured max rel 4.6e-7)
     np.testing.assert_allclose(res.losses[i], losses, rtol=2e-6, atol=1e-7)
-    np.testing.assert_allclose(res.final_loss[i], final, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(res.train_loss[i], final, rtol=2e-6, atol=1e-7)
     np.testing.assert_allclose(res.eval[i], ev, rtol=2e-6, atol=1e-7)
 
 
 def test_table_and_best(vmapped):
   rows = vmapped.table()
   assert [{k: r[k] for k in ("lr", "steps")} for r in rows] == vmapped.configs
-  assert all(set(r) == {"lr", "steps", "final_loss", "eval", "valid"} for r in rows)
+  assert all(set(r) == {"lr", "steps", "train_loss", "eval", "valid", "rank"} for r in rows)
   best = vmapped.best()
   assert best["eval"] == min(r["eval"] for r in rows)
   assert isinstance(vmapped, SweepResult)
@@ -123,9 +133,9 @@ def test_invalid_and_diverging_configurations_come_back_nan():
   assert res.valid.tolist() == [True, False, False]
   losses, final, _ = plain_optax_run(optax.sgd(optax.cosine_decay_schedule(0.05, 20)), PARAMS)
   np.testing.assert_allclose(res.losses[0], losses, rtol=2e-6, atol=1e-7)
-  np.testing.assert_allclose(res.final_loss[0], final, rtol=2e-6, atol=1e-7)
+  np.testing.assert_allclose(res.train_loss[0], final, rtol=2e-6, atol=1e-7)
   # invalid schedule (total_steps=0, traced): NaN rates -> NaN from the first update on
-  assert np.isfinite(res.losses[1, 0]) and np.all(np.isnan(res.losses[1, 1:])) and np.isnan(res.final_loss[1])
+  assert np.isfinite(res.losses[1, 0]) and np.all(np.isnan(res.losses[1, 1:])) and np.isnan(res.train_loss[1])
   # lr 50 blows up: finite at first, then NaN from the first non-finite loss on (never inf)
   diverged = res.losses[2]
   first = int(np.argmax(~np.isfinite(diverged)))
@@ -143,6 +153,7 @@ def test_seeds_axis_initialises_each_configuration_from_its_key():
     grid={"lr": [0.02], "seeds": [0, 3]},
     num_steps=NUM_STEPS,
     eval_fn=eval_fn,
+    eval_mode="min",
   )
   assert res.configs == [{"lr": 0.02, "seeds": 0}, {"lr": 0.02, "seeds": 3}]
   for i, seed in enumerate((0, 3)):
@@ -161,10 +172,11 @@ def test_progress_bar_gives_the_same_numbers(capsys, vmapped):
     grid=GRID,
     num_steps=NUM_STEPS,
     eval_fn=eval_fn,
+    eval_mode="min",
     progress=True,
   )
   np.testing.assert_allclose(res.losses, vmapped.losses, rtol=1e-6)
-  np.testing.assert_allclose(res.final_loss, vmapped.final_loss, rtol=1e-6)
+  np.testing.assert_allclose(res.train_loss, vmapped.train_loss, rtol=1e-6)
   np.testing.assert_allclose(res.eval, vmapped.eval, rtol=1e-6)
   assert f"{NUM_STEPS}/{NUM_STEPS}" in capsys.readouterr().err
 
@@ -184,6 +196,7 @@ def test_new_grid_values_reuse_the_compiled_program(vmapped):
     grid={"lr": [0.02, 0.03], "steps": [10, 40]},
     num_steps=NUM_STEPS,
     eval_fn=eval_fn,
+    eval_mode="min",
   )
   assert run_all._cache_size() == n  # hyperparameters are traced arguments: no recompilation
   assert not np.allclose(res.losses, vmapped.losses)
@@ -199,6 +212,7 @@ def test_strict_dtype_promotion_with_seeds_and_progress():
       grid={"lr": [0.02, 0.05], "seeds": [1]},
       num_steps=4,
       eval_fn=eval_fn,
+      eval_mode="min",
       progress=True,
     )
   assert res.valid.all() and res.losses.shape == (2, 4)
@@ -231,13 +245,25 @@ def test_grid_expansion():
   [
     (dict(grid={}), "`grid`"),
     (dict(grid={"lr": []}), "`grid` axis 'lr'"),
-    (dict(grid={"lr": ["fast"]}), "`grid` values .*lr='fast'"),
+    (dict(grid={"lr": ["fast"]}), "`grid\\['lr'\\]` must be a number, got grid\\['lr'\\]='fast'"),
     (dict(grid=[{"lr": 0.1}, {"rate": 0.1}]), "`grid`"),
     (dict(grid={"lr": [0.1], "seeds": [0]}), "seeds"),
     (dict(num_steps=0), "num_steps"),
     (dict(max_parallel=0), "max_parallel"),
     (dict(optimizer=optax.sgd(0.1)), "optimizer"),
-    (dict(eval_fn=lambda p: p["w"]), "eval_fn"),
+    (dict(eval_fn=lambda p: p["w"], eval_mode="min"), "`eval_fn` must return a scalar"),
+    (
+      dict(eval_fn=eval_fn),
+      "`eval_mode` must be 'min' or 'max' when eval_fn is given, got eval_mode=None\\.",
+    ),
+    (
+      dict(eval_fn=eval_fn, eval_mode="maximize"),
+      "`eval_mode` must be 'min' or 'max' .*eval_mode='maximize'",
+    ),
+    (dict(eval_mode="max"), "`eval_mode` .*needs an eval_fn, got eval_mode='max' with eval_fn=None"),
+    (dict(grid={"lr": [0.1, float("nan")]}), "`grid\\['lr'\\]` must be finite"),
+    (dict(grid={"lr": [True]}), "`grid\\['lr'\\]` must be a number"),
+    (dict(batches=[BATCH0, {"x": X[1, :5], "y": Y[1, :5]}]), "same shapes, got leaf shapes .* for batch 1"),
     (dict(batches={"x": X, "y": Y[:2]}), "`batches` .*leading axes \\[2, 4\\]"),
     (dict(loss_fn=lambda p, b: b["x"] @ p["w"]), "`loss_fn` must return a real scalar"),
   ],
@@ -249,3 +275,138 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=f"sweep: .*{match}"):
     sweep(args.pop("loss_fn"), args.pop("params"), args.pop("batches"), **args)
+
+
+# ---------------------------------------------------------------------------------------- ranking
+
+
+def neg_eval_fn(p):
+  """An accuracy-like score: higher is better (the negated test MSE)."""
+  return -eval_fn(p)
+
+
+def test_eval_mode_max_ranks_by_the_highest_eval(vmapped):
+  res = sweep(
+    loss_fn,
+    PARAMS,
+    BATCHES,
+    optimizer=adam_cosine,
+    grid=GRID,
+    num_steps=NUM_STEPS,
+    eval_fn=neg_eval_fn,
+    eval_mode="max",
+  )
+  assert res.eval_mode == "max" and vmapped.eval_mode == "min"
+  np.testing.assert_allclose(res.eval, -vmapped.eval, rtol=1e-6)
+  # the best by a higher-is-better score is the best by the test MSE, not the worst (issue 10, item 7)
+  want = int(np.argmin(vmapped.eval))
+  assert np.argmax(res.eval) == want and np.argmin(res.eval) != want
+  assert res.best() == {**res.table()[want]} and res.best()["rank"] == 1
+  assert {k: res.best()[k] for k in GRID} == vmapped.configs[want] == {k: vmapped.best()[k] for k in GRID}
+  values, key, mode = res.score()
+  assert (key, mode) == ("eval", "max") and np.array_equal(values, res.eval)
+  assert [r["rank"] for r in res.table()] == list(4 - np.argsort(np.argsort(res.eval)))
+  # explicit overrides still work: mode="min" on the accuracy picks the worst
+  assert res.best(mode="min")["rank"] == 4
+  assert res.best("train_loss")["train_loss"] == min(r["train_loss"] for r in res.table())
+  assert res.score("train_loss")[1:] == ("train_loss", "min")
+
+
+def test_without_eval_fn_rank_by_train_loss_over_the_whole_training_set():
+  res = sweep(loss_fn, PARAMS, BATCHES, optimizer=sgd_momentum, grid={"lr": [0.001, 0.01, 0.05]}, num_steps=7)
+  assert res.eval is None and res.eval_mode is None
+  values, key, mode = res.score()
+  assert (key, mode) == ("train_loss", "min") and res.best()["train_loss"] == np.nanmin(values)
+  for i, lr in enumerate((0.001, 0.01, 0.05)):
+    _, final, _ = plain_optax_run(optax.sgd(lr, momentum=0.9), PARAMS, num_steps=7)
+    np.testing.assert_allclose(res.train_loss[i], final, rtol=2e-6)  # mean over all 4 batches
+
+
+def test_invalid_configurations_have_no_rank_and_score_nan():
+  res = sweep(
+    loss_fn, PARAMS, BATCHES, optimizer=sgd_cosine, grid={"lr": [0.05, 1e4], "steps": [20]}, num_steps=5
+  )
+  assert res.valid.tolist() == [True, False]
+  assert [r["rank"] for r in res.table()] == [1, None] and np.isnan(res.score()[0][1])
+  with pytest.raises(ValueError, match="SweepResult.score: `key` must be 'train_loss' or"):
+    res.score("eval")
+  with pytest.raises(ValueError, match="SweepResult.score: `mode` must be 'min' or 'max', got mode='up'"):
+    res.best(mode="up")
+
+
+def test_repr_is_short_and_names_the_best():
+  res = sweep(
+    loss_fn,
+    PARAMS,
+    BATCHES,
+    optimizer=sgd_momentum,
+    grid={"lr": list(np.geomspace(1e-3, 0.1, 40))},
+    num_steps=200,
+    eval_fn=eval_fn,
+    eval_mode="min",
+  )
+  text = repr(res)
+  assert len(text) < 300, text
+  best = res.best()
+  assert text.startswith("SweepResult(40 configurations x 200 steps, 40 valid, best=(lr=")
+  assert f"by eval (min) {best['eval']:.4g}" in text and repr(best["lr"]) in text
+
+
+# ------------------------------------------------------------------------------- grid values, batches
+
+
+def _mod7_rate(h):
+  """Rate (T mod 7 + 1) / 100: exact integer arithmetic on the lane's T, so a wrapped T shows."""
+  return optax.sgd((h["T"] % 7 + 1) * 0.01)
+
+
+def _one_step(grid):
+  return sweep(
+    lambda w, b: 0.5 * jnp.sum(w**2),
+    jnp.ones(()),
+    jnp.zeros((1,)),
+    optimizer=_mod7_rate,
+    grid=grid,
+    num_steps=1,
+  )
+
+
+def test_large_integer_grid_values_are_never_wrapped():
+  # 2**32 + 10 was wrapped to 10 (int32) and both lanes ran with T = 10, marked valid (issue 10, item 4).
+  with pytest.raises(ValueError, match="sweep: `grid` axis 'T' holds an integer past int32 .*T=4294967306"):
+    _one_step({"T": [10, 2**32 + 10]})
+  res = _one_step({"T": [10, 2**32]})  # float32 holds 2**32 exactly: the lane sees 4294967296.0
+  assert res.configs == [{"T": 10}, {"T": 2**32}]
+  rates = np.array([10 % 7 + 1, 2**32 % 7 + 1]) * 0.01  # 0.04, 0.05 (a wrap to 0 would give 0.01)
+  np.testing.assert_allclose(res.train_loss, 0.5 * (1 - rates) ** 2, rtol=1e-6)
+  assert _column("T", [10, 2**31 - 1]).dtype == np.int32 and _column("T", [1, 2**40]).dtype == np.float32
+
+
+def test_large_integer_grid_values_with_x64_are_int64():
+  with jax.enable_x64(True):
+    res = _one_step({"T": [10, 2**32 + 10, np.int64(2**40 + 3)]})
+    assert _column("T", [10, 2**32 + 10]).dtype == np.int64
+  rates = np.array([10 % 7 + 1, (2**32 + 10) % 7 + 1, (2**40 + 3) % 7 + 1]) * 0.01
+  np.testing.assert_allclose(res.train_loss, 0.5 * (1 - rates) ** 2, rtol=1e-12)
+  assert res.valid.all()
+
+
+def test_a_list_of_batches_is_stacked():
+  listed = [{"x": X[j], "y": Y[j]} for j in range(4)]  # what a data loader yields
+  kw = dict(optimizer=sgd_momentum, grid={"lr": [0.01, 0.05]}, num_steps=9)
+  a = sweep(loss_fn, PARAMS, listed, **kw)
+  b = sweep(loss_fn, PARAMS, BATCHES, **kw)
+  np.testing.assert_array_equal(a.losses, b.losses)
+  np.testing.assert_array_equal(a.train_loss, b.train_loss)
+
+
+def test_one_example_per_batch_warns():
+  with pytest.warns(UserWarning, match="sweep: each batch holds a single example"):
+    sweep(
+      lambda w, b: (b[0] @ w - b[1]) ** 2,
+      jnp.zeros(3),
+      (X[0], Y[0]),
+      optimizer=sgd_momentum,
+      grid={"lr": [0.01]},
+      num_steps=2,
+    )

@@ -97,3 +97,30 @@ def test_bad_input():
     tasks.fit(
       tasks.linreg_loss, tasks.linreg_init(), (x, np.zeros((4, 2), np.float32)), optimizers.sgd(0.1), 2
     )
+
+
+def test_fit_takes_a_list_of_batches():
+  task = tasks.make("linreg")
+  listed = [(task.batches[0][j], task.batches[1][j]) for j in range(10)]  # what a data loader yields
+  a, la = tasks.fit(task.loss_fn, task.params, listed, optimizers.sgd(0.3), 15)
+  b, lb = tasks.fit(task.loss_fn, task.params, task.batches, optimizers.sgd(0.3), 15)
+  np.testing.assert_array_equal(la, lb)
+  np.testing.assert_array_equal(a["m"], b["m"])
+  with pytest.raises(ValueError, match="fit: the batches of a list `batches` .*same shapes"):
+    tasks.fit(task.loss_fn, task.params, [*listed, (np.zeros(3), np.zeros(3))], optimizers.sgd(0.3), 2)
+
+
+def test_the_training_step_has_one_home():
+  """lr_find, sweep and fit share lr_jax/_loop.py's step body (issue 10, item 18): no copy elsewhere."""
+  import ast
+  from pathlib import Path
+
+  def calls(name):  # attribute names called in the module's code (docstrings are not calls)
+    tree = ast.parse((Path(tasks.__file__).parent / name).read_text())
+    return {
+      n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    }
+
+  for name in ("_finder.py", "_sweep.py", "tasks.py"):
+    assert "apply_updates" not in calls(name) and "train_step" in calls(name), name
+  assert "apply_updates" in calls("_loop.py")
