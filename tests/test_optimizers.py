@@ -571,3 +571,123 @@ def test_nesterov_requires_momentum_and_no_dampening(kwargs, values):
 def test_bad_types_and_options_raise(call, fragment):
   with pytest.raises(ValueError, match=re.escape(fragment)):
     call()
+
+
+# ------------------------------------------------------------------------------------------------
+# Params only where a decay can be non-zero (issue 10, item 2)
+# ------------------------------------------------------------------------------------------------
+
+ALIASES = {"sgd": O.sgd, "adagrad": O.adagrad, "rmsprop": O.rmsprop, "adam": O.adam, "adamw": O.adamw}
+
+
+@pytest.mark.parametrize("name", list(ALIASES))
+def test_inject_hyperparams_without_params_when_weight_decay_is_zero(name):
+  kwargs = dict(learning_rate=0.1, weight_decay=0.0) if name == "adamw" else dict(learning_rate=0.1)
+  tx = optax.inject_hyperparams(ALIASES[name])(**kwargs)
+  state = tx.init(PARAMS)
+  g = _at(GRADS, 0)
+  # the default weight_decay=0.0 is an array in the state: eagerly concrete, under jit traced
+  eager, _ = tx.update(g, state)
+  jitted, _ = jax.jit(tx.update)(g, state)
+  expected, _ = ALIASES[name](**kwargs).update(g, ALIASES[name](**kwargs).init(PARAMS), PARAMS)
+  _close(eager, expected, rtol=1e-6)
+  _close(jitted, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(ALIASES))
+@pytest.mark.parametrize(
+  "hyperparam_dtype,param_dtype,grad_dtype",
+  [
+    (jnp.bfloat16, jnp.float32, jnp.bfloat16),
+    (jnp.bfloat16, jnp.float32, jnp.float32),
+    (jnp.float32, jnp.bfloat16, jnp.bfloat16),
+    (jnp.float32, jnp.float32, jnp.bfloat16),
+    (jnp.float32, jnp.bfloat16, jnp.float32),
+  ],
+)
+def test_optax_inject_test_hyperparam_dtypes(name, hyperparam_dtype, param_dtype, grad_dtype):
+  """Optax's ``_inject_test.test_hyperparam_dtypes``, on our optimizers: ``update`` without params."""
+  kwargs = dict(learning_rate=0.1, weight_decay=0.0) if name == "adamw" else dict(learning_rate=0.1)
+  tx = optax.inject_hyperparams(ALIASES[name], hyperparam_dtype=hyperparam_dtype)(**kwargs)
+  params = [jnp.ones((1, 2), param_dtype), jnp.ones(2, param_dtype), jnp.ones((1, 1, 1), param_dtype)]
+  grads = jax.tree.map(lambda x: x.astype(grad_dtype), params)
+  state = jax.jit(tx.init)(params)
+  assert state.hyperparams["learning_rate"].dtype == hyperparam_dtype
+  u, state = jax.jit(tx.update)(grads, state)
+  assert state.hyperparams["learning_rate"].dtype == hyperparam_dtype
+  if hyperparam_dtype == jnp.float32:  # in bfloat16, b2=0.999 rounds to 1.0: an invalid (NaN) lane
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(u))
+
+
+@pytest.mark.parametrize("name", list(ALIASES))
+def test_nonzero_weight_decay_without_params_says_how_to_pass_them(name):
+  g = _at(GRADS, 0)
+  for tx in (
+    ALIASES[name](0.1, weight_decay=0.1),
+    optax.inject_hyperparams(ALIASES[name])(0.1, weight_decay=0.1),
+  ):
+    with pytest.raises(ValueError, match=re.escape(f"{name}: `params` must be passed")) as info:
+      tx.update(g, tx.init(PARAMS))
+    assert "opt.update(grads, state, params)" in str(info.value) and "weight_decay=0.1" in str(info.value)
+
+
+_traced_no_params = {
+  name: jax.jit(
+    jax.vmap(lambda wd, f=f: f(0.1, weight_decay=wd).update(_at(GRADS, 0), f(0.1).init(PARAMS))[0])
+  )
+  for name, f in ALIASES.items()
+}
+
+
+@pytest.mark.parametrize("name", list(ALIASES))
+def test_traced_weight_decay_without_params_is_nan_only_where_nonzero(name):
+  f = ALIASES[name]
+  tx = f(0.1, weight_decay=0.0)
+  expected, _ = tx.update(_at(GRADS, 0), tx.init(PARAMS))
+  tx = f(0.1, weight_decay=jnp.float32(0.0))
+  out = _traced_no_params[name](jnp.asarray([0.0, 0.1], jnp.float32))
+  _close(_at(out, 0), expected, rtol=1e-6)
+  assert all(bool(jnp.all(jnp.isnan(x[1]))) for x in jax.tree.leaves(out))
+
+
+# ------------------------------------------------------------------------------------------------
+# Negative-rate schedules (issue 10, item 11) and the adamw docstring (item 20)
+# ------------------------------------------------------------------------------------------------
+
+NEGATIVE_SCHEDULES = {
+  "cosine_at_0": (S.cosine_annealing(-0.1, 100), "-0.1 at step 0"),
+  "linear_crossing_0": (S.linear(0.1, -0.1, 100), "at step 51"),
+  "join_late": (S.join([S.constant(0.1), S.constant(-1.0)], [10**6]), "-1 at step 1000000"),
+  "exponential_end": (S.cosine_annealing(0.1, 10**8, end_value=-1e-3), "at step"),
+}
+
+
+@pytest.mark.parametrize("name", list(ALIASES))
+@pytest.mark.parametrize("case", list(NEGATIVE_SCHEDULES))
+def test_a_schedule_with_negative_rates_raises_at_construction(name, case):
+  sched, where = NEGATIVE_SCHEDULES[case]
+  with pytest.raises(
+    ValueError, match=re.escape(f"{name}: `learning_rate` must be >= 0 at every step")
+  ) as info:
+    ALIASES[name](sched)
+  assert where in str(info.value)
+
+
+def test_schedule_check_accepts_good_schedules_and_skips_traced_and_plain_callables():
+  O.adam(S.warmup(S.cosine_annealing(0.1, 1000), 100))  # non-negative everywhere: accepted
+  O.adam(S.cosine_annealing(0.0, 10))
+  calls = []
+  O.adam(lambda step: calls.append(step) or -0.1)  # a plain callable is never called at construction
+  assert calls == []
+  # traced hyperparameters are not evaluated (no error under jit; the values are the caller's)
+  jax.jit(lambda v: O.adam(S.cosine_annealing(v, 100)).update(_at(GRADS, 0), O.adam(0.1).init(PARAMS))[0])(
+    jnp.float32(-0.1)
+  )
+  with pytest.raises(ValueError, match=re.escape("adamw: `weight_decay` must be >= 0 at every step")):
+    O.adamw(0.1, weight_decay=S.cosine_annealing(-0.1, 10))
+
+
+def test_adamw_docstring_does_not_advise_optax_masked():
+  doc = O.adamw.__doc__
+  assert "wrap with ``optax.masked``" not in doc
+  assert "mask=" in doc and "do not wrap the optimizer in\n  ``optax.masked``" in doc

@@ -11,19 +11,19 @@ import optax
 
 from lr_jax._validation import all_ok, flag, poison
 from lr_jax.optimizers._common import (
+  _Flat,
   _learning_rate,
   _map_leaves,
   _moment_dtype_option,
   _non_negative,
-  _params_for_decay,
   _scale_by_learning_rate,
-  _static_zero,
+  _WeightDecay,
   _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
 
-__all__ = ["ScaleByAdagradState", "scale_by_adagrad", "adagrad"]
+__all__ = ["ScaleByAdagradState", "adagrad", "scale_by_adagrad"]
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -33,17 +33,18 @@ class ScaleByAdagradState(NamedTuple):
   sum_of_squares: optax.Updates  # G, same tree as params, starts at initial_accumulator_value
 
 
-def _scale_by_adagrad(lr_decay, weight_decay, initial_accumulator_value, eps, eps_in_sqrt, moment_dtype, fn):
+def _scale_by_adagrad(
+  lr_decay, weight_decay, initial_accumulator_value, eps, eps_in_sqrt, moment_dtype, mask, fn
+):
   lr_decay, ok_lrd = _non_negative(lr_decay, fn=fn, name="lr_decay")
-  weight_decay, ok_wd = _non_negative(weight_decay, fn=fn, name="weight_decay")
+  decay = _WeightDecay(weight_decay, mask, fn=fn)
   initial_accumulator_value, ok_acc = _non_negative(
     initial_accumulator_value, fn=fn, name="initial_accumulator_value"
   )
   eps, ok_eps = _non_negative(eps, fn=fn, name="eps")
   eps_in_sqrt = flag(eps_in_sqrt, fn=fn, name="eps_in_sqrt")
   moment_dtype = _moment_dtype_option(moment_dtype, fn)
-  ok = all_ok(ok_lrd, ok_wd, ok_acc, ok_eps)
-  use_decay = not _static_zero(weight_decay)
+  ok = all_ok(ok_lrd, ok_acc, ok_eps)
 
   def init_fn(params):
     return ScaleByAdagradState(
@@ -52,19 +53,20 @@ def _scale_by_adagrad(lr_decay, weight_decay, initial_accumulator_value, eps, ep
 
   def update_fn(updates, state, params=None):
     chex.assert_trees_all_equal_shapes(updates, state.sum_of_squares)
-    params = _params_for_decay(params, updates, weight_decay, fn)
+    decays, params, ok_wd = decay.per_leaf(updates, params, state.count)
+    ok_all = all_ok(ok, ok_wd)
 
-    def leaf(g, p, acc):
+    def leaf(g, wd, p, acc):
       dt = acc.dtype
-      x = _with_coupled_decay(g, p, weight_decay, dt, use_decay)
+      x = _with_coupled_decay(g, p, wd, dt)
       acc = acc + x * x
       e = as_float(eps, dt)
       denom = jnp.sqrt(acc + e) if eps_in_sqrt else jnp.sqrt(acc) + e
       # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 = count before this update
       u = x / denom / (1 + state.count.astype(dt) * as_float(lr_decay, dt))
-      return poison(u, ok).astype(g.dtype), acc
+      return poison(u, ok_all).astype(g.dtype), acc
 
-    new_updates, acc = _map_leaves(leaf, 2, updates, params, state.sum_of_squares)
+    new_updates, acc = _map_leaves(leaf, 2, updates, _Flat(decays), params, state.sum_of_squares)
     return new_updates, ScaleByAdagradState(count=optax.safe_increment(state.count), sum_of_squares=acc)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -78,6 +80,7 @@ def scale_by_adagrad(
   *,
   eps_in_sqrt: bool = False,
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """PyTorch's Adagrad direction (with its ``lr_decay`` factor), before the learning rate.
 
@@ -94,13 +97,20 @@ def scale_by_adagrad(
 
   Args:
     lr_decay: >= 0, the 1/t decay of the step size.
-    weight_decay: >= 0, coupled L2 penalty (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     initial_accumulator_value: >= 0, the start value of ``G`` (PyTorch 0, Optax 0.1).
     eps: >= 0, added to ``sqrt(G)`` (or to ``G`` with ``eps_in_sqrt``).
     eps_in_sqrt: Optax's placement of ``eps`` (inside the square root).
     moment_dtype: dtype of ``G``: None (default) is at least float32; "params" keeps the
       parameters' dtype; or any floating dtype (a string such as "bfloat16" under
       ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleByAdagradState`.
@@ -124,7 +134,14 @@ def scale_by_adagrad(
     0.80
   """
   return _scale_by_adagrad(
-    lr_decay, weight_decay, initial_accumulator_value, eps, eps_in_sqrt, moment_dtype, "scale_by_adagrad"
+    lr_decay,
+    weight_decay,
+    initial_accumulator_value,
+    eps,
+    eps_in_sqrt,
+    moment_dtype,
+    mask,
+    "scale_by_adagrad",
   )
 
 
@@ -137,6 +154,7 @@ def adagrad(
   *,
   eps_in_sqrt: bool = False,
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """Adagrad with PyTorch's numerics (``torch.optim.Adagrad``).
 
@@ -157,12 +175,22 @@ def adagrad(
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.
+      An lr_jax schedule with concrete hyperparameters is evaluated at construction (every step
+      below 4096, a log grid up to 2**31 - 1, and its whole-number hyperparameters +-1) and a
+      negative value raises; plain callables are not called.
     lr_decay: >= 0, the 1/t decay of the step size.
-    weight_decay: >= 0, coupled L2 penalty (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     initial_accumulator_value: >= 0, the start value of the sum of squares.
     eps: >= 0, added to the square root (or inside it with ``eps_in_sqrt``).
     eps_in_sqrt: Optax's placement of ``eps``.
     moment_dtype: dtype of the accumulator (see :func:`scale_by_adagrad`).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -188,6 +216,8 @@ def adagrad(
   fn = "adagrad"
   lr = _learning_rate(learning_rate, fn)
   return optax.chain(
-    _scale_by_adagrad(lr_decay, weight_decay, initial_accumulator_value, eps, eps_in_sqrt, moment_dtype, fn),
+    _scale_by_adagrad(
+      lr_decay, weight_decay, initial_accumulator_value, eps, eps_in_sqrt, moment_dtype, mask, fn
+    ),
     _scale_by_learning_rate(lr),
   )

@@ -11,21 +11,21 @@ import optax
 
 from lr_jax._validation import all_ok, choice, flag, poison
 from lr_jax.optimizers._common import (
+  _Flat,
   _learning_rate,
   _lerp,
   _map_leaves,
   _moment_dtype_option,
   _non_negative,
-  _params_for_decay,
   _scale_by_learning_rate,
-  _static_zero,
   _unit_interval,
+  _WeightDecay,
   _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
 
-__all__ = ["ScaleByAdamState", "scale_by_adam", "adam", "adamw"]
+__all__ = ["ScaleByAdamState", "adam", "adamw", "scale_by_adam"]
 
 _AMSGRAD_MAX = ("raw", "corrected")
 
@@ -44,17 +44,18 @@ def _one_minus_pow(c, t):
   return -jnp.expm1(t * jnp.log1p(-c))
 
 
-def _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, amsgrad_max, moment_dtype, fn):
+def _scale_by_adam(
+  b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, amsgrad_max, moment_dtype, mask, fn
+):
   b1, ok_b1 = _unit_interval(b1, fn=fn, name="b1")
   b2, ok_b2 = _unit_interval(b2, fn=fn, name="b2")
   eps, ok_eps = _non_negative(eps, fn=fn, name="eps")
-  weight_decay, ok_wd = _non_negative(weight_decay, fn=fn, name="weight_decay")
+  decay = _WeightDecay(weight_decay, mask, fn=fn)
   amsgrad = flag(amsgrad, fn=fn, name="amsgrad")
   decoupled = flag(decoupled_weight_decay, fn=fn, name="decoupled_weight_decay")
   amsgrad_max = choice(amsgrad_max, _AMSGRAD_MAX, fn=fn, name="amsgrad_max")
   moment_dtype = _moment_dtype_option(moment_dtype, fn)
-  ok = all_ok(ok_b1, ok_b2, ok_eps, ok_wd)
-  use_decay = not _static_zero(weight_decay)
+  ok = all_ok(ok_b1, ok_b2, ok_eps)
 
   def init_fn(params):
     return ScaleByAdamState(
@@ -69,12 +70,13 @@ def _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, a
     chex.assert_trees_all_equal_shapes(updates, state.nu)
     if amsgrad:
       chex.assert_trees_all_equal_shapes(updates, state.nu_max)
-    params = _params_for_decay(params, updates, weight_decay, fn)
+    decays, params, ok_wd = decay.per_leaf(updates, params, state.count)
+    ok_all = all_ok(ok, ok_wd)
     count_inc = optax.safe_increment(state.count)  # t = 1, 2, ... (saturating)
 
-    def leaf(g, p, mu, nu, nu_max):
+    def leaf(g, wd, p, mu, nu, nu_max):
       dt = mu.dtype
-      x = _with_coupled_decay(g, p, weight_decay, dt, use_decay and not decoupled)
+      x = _with_coupled_decay(g, p, None if decoupled else wd, dt)
       c1 = as_float(1 - b1, dt)  # 1 - beta before rounding, as torch's Python floats
       c2 = as_float(1 - b2, dt)
       t = count_inc.astype(dt)
@@ -91,11 +93,13 @@ def _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, a
       else:
         denom = jnp.sqrt(nu) / jnp.sqrt(bc2) + as_float(eps, dt)
       u = mu / denom / bc1
-      if use_decay and decoupled:  # lr_t * (u + wd * p) == p * lr_t * wd + lr_t * u, torch's AdamW
-        u = u + as_float(weight_decay, dt) * p.astype(dt)
-      return poison(u, ok).astype(g.dtype), mu, nu, nu_max
+      if wd is not None and decoupled:  # lr_t * (u + wd * p) == p * lr_t * wd + lr_t * u, torch's AdamW
+        u = u + as_float(wd, dt) * p.astype(dt)
+      return poison(u, ok_all).astype(g.dtype), mu, nu, nu_max
 
-    new_updates, mu, nu, nu_max = _map_leaves(leaf, 4, updates, params, state.mu, state.nu, state.nu_max)
+    new_updates, mu, nu, nu_max = _map_leaves(
+      leaf, 4, updates, _Flat(decays), params, state.mu, state.nu, state.nu_max
+    )
     return new_updates, ScaleByAdamState(count=count_inc, mu=mu, nu=nu, nu_max=nu_max if amsgrad else None)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -111,6 +115,7 @@ def scale_by_adam(
   decoupled_weight_decay: bool = False,
   amsgrad_max: str = "raw",
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """PyTorch's Adam / AdamW / AMSGrad direction, before the learning rate.
 
@@ -131,11 +136,18 @@ def scale_by_adam(
   keeps the maximum of the bias-corrected ``v / (1 - b2^t)``: ``amsgrad_max="corrected"`` gives
   Optax's form.
 
+  Complex parameters are treated as PyTorch treats them (``torch.view_as_real``): a complex number
+  is a pair of reals, every moment (``v`` included) is kept per real component, and ``g^2`` is
+  ``re(g)^2`` and ``im(g)^2``, not ``|g|^2`` (Optax's ``scale_by_adam`` uses ``|g|^2``, the same
+  for real parameters). This holds for every optimizer in :mod:`lr_jax.optimizers`.
+
   Args:
     b1: first-moment decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: >= 0, added to the bias-corrected root.
-    weight_decay: >= 0 (``params`` must be passed to ``update``).
+    weight_decay: >= 0, a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     amsgrad: use the running maximum of the second moment.
     decoupled_weight_decay: AdamW's decay (``+ weight_decay * p`` after the normalisation)
       instead of Adam's L2 term on the gradient.
@@ -143,6 +155,12 @@ def scale_by_adam(
     moment_dtype: dtype of the moments: None (default) is at least float32; "params" keeps the
       parameters' dtype; or any floating dtype (a string such as "bfloat16" under
       ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
+      Complex parameters get complex moments (complex64, complex128 for float64).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleByAdamState`.
@@ -166,7 +184,16 @@ def scale_by_adam(
     -1.00
   """
   return _scale_by_adam(
-    b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay, amsgrad_max, moment_dtype, "scale_by_adam"
+    b1,
+    b2,
+    eps,
+    weight_decay,
+    amsgrad,
+    decoupled_weight_decay,
+    amsgrad_max,
+    moment_dtype,
+    mask,
+    "scale_by_adam",
   )
 
 
@@ -180,6 +207,7 @@ def adam(
   *,
   amsgrad_max: str = "raw",
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """Adam with PyTorch's numerics (``torch.optim.Adam``), coupled weight decay.
 
@@ -197,13 +225,23 @@ def adam(
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.
+      An lr_jax schedule with concrete hyperparameters is evaluated at construction (every step
+      below 4096, a log grid up to 2**31 - 1, and its whole-number hyperparameters +-1) and a
+      negative value raises; plain callables are not called.
     b1: first-moment decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: >= 0, added to the bias-corrected root.
-    weight_decay: >= 0, coupled L2 penalty (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     amsgrad: use the running maximum of the second moment.
     amsgrad_max: "raw" (PyTorch, default) or "corrected" (Optax).
     moment_dtype: dtype of the moments (see :func:`scale_by_adam`).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -229,7 +267,7 @@ def adam(
   fn = "adam"
   lr = _learning_rate(learning_rate, fn)
   return optax.chain(
-    _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, False, amsgrad_max, moment_dtype, fn),
+    _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, False, amsgrad_max, moment_dtype, mask, fn),
     _scale_by_learning_rate(lr),
   )
 
@@ -244,6 +282,7 @@ def adamw(
   *,
   amsgrad_max: str = "raw",
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """AdamW with PyTorch's numerics (``torch.optim.AdamW``), decoupled weight decay.
 
@@ -258,18 +297,30 @@ def adamw(
   (or a ``reduce_on_plateau`` after it) scales both, as in PyTorch. Twin:
   ``torch.optim.AdamW(params, lr, betas=(b1, b2), eps, weight_decay, amsgrad)``. Differences from
   ``optax.adamw``: the default ``weight_decay`` is PyTorch's 1e-2 (Optax: 1e-4), and AMSGrad is
-  PyTorch's (see :func:`adam`); there is no ``mask`` argument (wrap with ``optax.masked`` or put
-  ``optax.masked`` parts in an ``optax.chain``).
+  PyTorch's (see :func:`adam`). To exempt biases and norms from the decay (PyTorch: a param group
+  with ``weight_decay=0``), pass ``mask=``, as in ``optax.adamw``; do not wrap the optimizer in
+  ``optax.masked``, which leaves the masked-out parameters' raw gradients as their updates (they
+  move uphill). Per-group learning rates and betas: :func:`param_groups`.
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.
+      An lr_jax schedule with concrete hyperparameters is evaluated at construction (every step
+      below 4096, a log grid up to 2**31 - 1, and its whole-number hyperparameters +-1) and a
+      negative value raises; plain callables are not called.
     b1: first-moment decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: >= 0, added to the bias-corrected root.
-    weight_decay: >= 0, decoupled decay rate (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the decoupled decay rate: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     amsgrad: use the running maximum of the second moment.
     amsgrad_max: "raw" (PyTorch, default) or "corrected" (Optax).
     moment_dtype: dtype of the moments (see :func:`scale_by_adam`).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -295,6 +346,6 @@ def adamw(
   fn = "adamw"
   lr = _learning_rate(learning_rate, fn)
   return optax.chain(
-    _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, True, amsgrad_max, moment_dtype, fn),
+    _scale_by_adam(b1, b2, eps, weight_decay, amsgrad, True, amsgrad_max, moment_dtype, mask, fn),
     _scale_by_learning_rate(lr),
   )

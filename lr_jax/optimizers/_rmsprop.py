@@ -11,21 +11,22 @@ import optax
 
 from lr_jax._validation import all_ok, flag, poison
 from lr_jax.optimizers._common import (
+  _Flat,
   _learning_rate,
   _lerp,
   _map_leaves,
   _moment_dtype_option,
   _non_negative,
-  _params_for_decay,
   _scale_by_learning_rate,
   _static_zero,
   _unit_interval,
+  _WeightDecay,
   _with_coupled_decay,
   _zeros,
 )
 from lr_jax.schedules._base import as_float
 
-__all__ = ["ScaleByRMSPropState", "scale_by_rmsprop", "rmsprop"]
+__all__ = ["ScaleByRMSPropState", "rmsprop", "scale_by_rmsprop"]
 
 
 class ScaleByRMSPropState(NamedTuple):
@@ -37,16 +38,15 @@ class ScaleByRMSPropState(NamedTuple):
   trace: Any  # momentum buffer of g / avg, same tree as params; None when momentum is the Python 0
 
 
-def _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt, moment_dtype, fn):
+def _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt, moment_dtype, mask, fn):
   alpha, ok_a = _unit_interval(alpha, fn=fn, name="alpha")
   eps, ok_eps = _non_negative(eps, fn=fn, name="eps")
-  weight_decay, ok_wd = _non_negative(weight_decay, fn=fn, name="weight_decay")
+  decay = _WeightDecay(weight_decay, mask, fn=fn)
   momentum, ok_m = _non_negative(momentum, fn=fn, name="momentum")
   centered = flag(centered, fn=fn, name="centered")
   eps_in_sqrt = flag(eps_in_sqrt, fn=fn, name="eps_in_sqrt")
   moment_dtype = _moment_dtype_option(moment_dtype, fn)
-  ok = all_ok(ok_a, ok_eps, ok_wd, ok_m)
-  use_decay = not _static_zero(weight_decay)
+  ok = all_ok(ok_a, ok_eps, ok_m)
   use_trace = not _static_zero(momentum)
 
   def init_fn(params):
@@ -63,11 +63,12 @@ def _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
       chex.assert_trees_all_equal_shapes(updates, state.mu)
     if use_trace:
       chex.assert_trees_all_equal_shapes(updates, state.trace)
-    params = _params_for_decay(params, updates, weight_decay, fn)
+    decays, params, ok_wd = decay.per_leaf(updates, params, state.count)
+    ok_all = all_ok(ok, ok_wd)
 
-    def leaf(g, p, nu, mu, buf):
+    def leaf(g, wd, p, nu, mu, buf):
       dt = nu.dtype
-      x = _with_coupled_decay(g, p, weight_decay, dt, use_decay)
+      x = _with_coupled_decay(g, p, wd, dt)
       a = as_float(alpha, dt)
       w = as_float(1 - alpha, dt)  # 1 - alpha before rounding, as torch computes it
       nu = a * nu + w * (x * x)
@@ -82,9 +83,11 @@ def _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
         m = as_float(momentum, dt)
         buf = m * buf + u
         u = jnp.where(m > 0, buf, u)  # torch uses the buffer only when momentum > 0
-      return poison(u, ok).astype(g.dtype), nu, mu, buf
+      return poison(u, ok_all).astype(g.dtype), nu, mu, buf
 
-    new_updates, nu, mu, buf = _map_leaves(leaf, 4, updates, params, state.nu, state.mu, state.trace)
+    new_updates, nu, mu, buf = _map_leaves(
+      leaf, 4, updates, _Flat(decays), params, state.nu, state.mu, state.trace
+    )
     return new_updates, ScaleByRMSPropState(
       count=optax.safe_increment(state.count),
       nu=nu,
@@ -104,6 +107,7 @@ def scale_by_rmsprop(
   *,
   eps_in_sqrt: bool = False,
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """PyTorch's RMSprop direction (centered form, momentum on ``g / avg``), before the LR.
 
@@ -123,13 +127,20 @@ def scale_by_rmsprop(
   Args:
     alpha: the EMA decay, in [0, 1).
     eps: >= 0, added to the root (or inside it with ``eps_in_sqrt``).
-    weight_decay: >= 0, coupled L2 penalty (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     momentum: >= 0; 0 disables the buffer.
     centered: divide by the root of the variance estimate ``v - gm^2`` instead of ``v``.
     eps_in_sqrt: Optax's placement of ``eps``.
     moment_dtype: dtype of the moments: None (default) is at least float32; "params" keeps the
       parameters' dtype; or any floating dtype (a string such as "bfloat16" under
       ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleByRMSPropState`.
@@ -152,7 +163,7 @@ def scale_by_rmsprop(
     2.00
   """
   return _scale_by_rmsprop(
-    alpha, eps, weight_decay, momentum, centered, eps_in_sqrt, moment_dtype, "scale_by_rmsprop"
+    alpha, eps, weight_decay, momentum, centered, eps_in_sqrt, moment_dtype, mask, "scale_by_rmsprop"
   )
 
 
@@ -166,6 +177,7 @@ def rmsprop(
   *,
   eps_in_sqrt: bool = False,
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """RMSprop with PyTorch's numerics (``torch.optim.RMSprop``).
 
@@ -189,13 +201,23 @@ def rmsprop(
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.
+      An lr_jax schedule with concrete hyperparameters is evaluated at construction (every step
+      below 4096, a log grid up to 2**31 - 1, and its whole-number hyperparameters +-1) and a
+      negative value raises; plain callables are not called.
     alpha: the EMA decay, in [0, 1).
     eps: >= 0, added to the root (or inside it with ``eps_in_sqrt``).
-    weight_decay: >= 0, coupled L2 penalty (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     momentum: >= 0; 0 disables the buffer.
     centered: divide by the root of the variance estimate instead of the second moment.
     eps_in_sqrt: Optax's placement of ``eps``.
     moment_dtype: dtype of the moments (see :func:`scale_by_rmsprop`).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -221,6 +243,6 @@ def rmsprop(
   fn = "rmsprop"
   lr = _learning_rate(learning_rate, fn)
   return optax.chain(
-    _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt, moment_dtype, fn),
+    _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt, moment_dtype, mask, fn),
     _scale_by_learning_rate(lr),
   )

@@ -11,15 +11,16 @@ import optax
 
 from lr_jax._validation import all_ok, check, flag, poison
 from lr_jax.optimizers._common import (
+  _Flat,
   _learning_rate,
   _map_leaves,
   _moment_dtype,
   _moment_dtype_option,
   _non_negative,
-  _params_for_decay,
   _scale_by_learning_rate,
   _static_zero,
   _unit_interval,
+  _WeightDecay,
   _with_coupled_decay,
   _zeros,
 )
@@ -35,10 +36,10 @@ class ScaleBySGDState(NamedTuple):
   trace: Any  # momentum buffer, same tree as params (None when momentum is the Python number 0)
 
 
-def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, fn):
+def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, mask, fn):
   momentum, ok_m = _non_negative(momentum, fn=fn, name="momentum")
   dampening, ok_d = _unit_interval(dampening, fn=fn, name="dampening", closed=True)
-  weight_decay, ok_wd = _non_negative(weight_decay, fn=fn, name="weight_decay")
+  decay = _WeightDecay(weight_decay, mask, fn=fn)
   nesterov = flag(nesterov, fn=fn, name="nesterov")
   moment_dtype = _moment_dtype_option(moment_dtype, fn)
   ok_n = True
@@ -50,9 +51,8 @@ def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, fn)
       momentum=momentum,
       dampening=dampening,
     )
-  ok = all_ok(ok_m, ok_d, ok_wd, ok_n)
+  ok = all_ok(ok_m, ok_d, ok_n)
   use_trace = not _static_zero(momentum)
-  use_decay = not _static_zero(weight_decay)
 
   def init_fn(params):
     trace = _zeros(params, moment_dtype) if use_trace else None
@@ -61,12 +61,13 @@ def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, fn)
   def update_fn(updates, state, params=None):
     if use_trace:
       chex.assert_trees_all_equal_shapes(updates, state.trace)
-    params = _params_for_decay(params, updates, weight_decay, fn)
+    decays, params, ok_wd = decay.per_leaf(updates, params, state.count)
+    ok_all = all_ok(ok, ok_wd)
     first = state.count == 0
 
-    def leaf(g, p, buf):
+    def leaf(g, wd, p, buf):
       dt = buf.dtype if use_trace else _moment_dtype(g.dtype, moment_dtype)
-      d_p = _with_coupled_decay(g, p, weight_decay, dt, use_decay)
+      d_p = _with_coupled_decay(g, p, wd, dt)
       new_buf = None
       if use_trace:
         mom = as_float(momentum, dt)
@@ -74,9 +75,9 @@ def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, fn)
         new_buf = jnp.where(first, d_p, mom * buf + (1 - as_float(dampening, dt)) * d_p)
         step = d_p + mom * new_buf if nesterov else new_buf
         d_p = jnp.where(mom != 0, step, d_p)  # torch ignores the buffer when momentum == 0
-      return poison(d_p, ok).astype(g.dtype), new_buf
+      return poison(d_p, ok_all).astype(g.dtype), new_buf
 
-    new_updates, trace = _map_leaves(leaf, 2, updates, params, state.trace)
+    new_updates, trace = _map_leaves(leaf, 2, updates, _Flat(decays), params, state.trace)
     return new_updates, ScaleBySGDState(
       count=optax.safe_increment(state.count), trace=trace if use_trace else None
     )
@@ -91,6 +92,7 @@ def scale_by_sgd(
   weight_decay: chex.Numeric = 0.0,
   *,
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """PyTorch's SGD direction (momentum, dampening, Nesterov, coupled weight decay), before the LR.
 
@@ -111,10 +113,17 @@ def scale_by_sgd(
     momentum: momentum factor ``mu`` >= 0 (0 disables the buffer).
     dampening: in [0, 1]; ignored when ``momentum`` == 0, like PyTorch.
     nesterov: Nesterov momentum; requires ``momentum`` > 0 and ``dampening`` == 0.
-    weight_decay: >= 0, the coupled L2 term added to the gradient (``params`` must be passed).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     moment_dtype: dtype of the buffer: None (default) is at least float32; "params" keeps the
       parameters' dtype; or any floating dtype (give it as a string, e.g. "bfloat16", under
       ``optax.inject_hyperparams``, which takes callables such as ``jnp.bfloat16`` for schedules).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a :class:`ScaleBySGDState`.
@@ -137,7 +146,7 @@ def scale_by_sgd(
     >>> print(f"{float(u[0]):.2f}")
     1.90
   """
-  return _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, "scale_by_sgd")
+  return _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, mask, "scale_by_sgd")
 
 
 def sgd(
@@ -148,6 +157,7 @@ def sgd(
   weight_decay: chex.Numeric = 0.0,
   *,
   moment_dtype: Any = None,
+  mask: Any = None,
 ) -> optax.GradientTransformation:
   """Stochastic gradient descent with PyTorch's numerics (``torch.optim.SGD``).
 
@@ -169,11 +179,21 @@ def sgd(
 
   Args:
     learning_rate: a float, an array, a traced value or a schedule (lr_jax's or Optax's); >= 0.
+      An lr_jax schedule with concrete hyperparameters is evaluated at construction (every step
+      below 4096, a log grid up to 2**31 - 1, and its whole-number hyperparameters +-1) and a
+      negative value raises; plain callables are not called.
     momentum: momentum factor >= 0.
     dampening: in [0, 1]; ignored when ``momentum`` == 0.
     nesterov: Nesterov momentum; requires ``momentum`` > 0 and ``dampening`` == 0.
-    weight_decay: >= 0, coupled L2 penalty (``params`` must be passed to ``update``).
+    weight_decay: >= 0, the coupled L2 penalty: a number or a schedule ``step -> value``
+      (update k, counted from 0, uses ``weight_decay(k)``). ``params`` must be passed to
+      ``update`` when it is non-zero; a traced non-zero value without ``params`` gives NaN updates.
     moment_dtype: dtype of the momentum buffer (see :func:`scale_by_sgd`).
+    mask: where to apply the weight decay: None (everywhere), a pytree of bools with the params'
+      structure (or a prefix of it), or a callable ``params -> pytree of bools``. Leaves where it
+      is False get no decay term but still the full optimizer update (unlike ``optax.masked``,
+      which passes their raw gradients through). Under ``optax.inject_hyperparams`` give a callable
+      mask in ``static_args``.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -199,6 +219,6 @@ def sgd(
   fn = "sgd"
   lr = _learning_rate(learning_rate, fn)
   return optax.chain(
-    _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, fn),
+    _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, mask, fn),
     _scale_by_learning_rate(lr),
   )
