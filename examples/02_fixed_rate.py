@@ -10,13 +10,17 @@ tutorial's line y = 3x + 2 + noise fitted with ``optimizers.sgd`` at a fixed rat
 Run: python examples/02_fixed_rate.py --steps 1000 [--figure fixed_rate.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lr_jax import optimizers, tasks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
 
 SIZES = np.array([1000.0, 1500.0, 2000.0, 2500.0], np.float32)  # square feet
 PRICES = np.array([250.0, 350.0, 450.0, 550.0], np.float32)  # thousands of dollars
@@ -35,12 +39,9 @@ def descend(x, rate, steps):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-    "--steps", type=int, default=1000, help="gradient-descent steps of the fixes and the fit"
+  args = parse_args(
+    argv, __file__, __doc__, steps=1000, min_steps=1, what="gradient-descent steps of the fixes and the fit"
   )
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
 
   print("House prices: J(m, b) = mean((m*size + b - price)**2) / 2, start m = b = 0, rate 0.01")
   zero = {"m": jnp.float32(0.0), "b": jnp.float32(0.0)}
@@ -90,7 +91,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     a.semilogy(np.arange(1, 7), np.asarray(losses), "o-", color="C3", label="raw sizes, rate 0.01 (diverges)")
     a.set(xlabel="step", ylabel="J before the step", title="rate 0.01 on raw sizes")
     a.legend()
@@ -100,7 +101,6 @@ def main(argv=None):
     b.semilogy(np.asarray(fit_losses), label="y = 3x + 2, rate 0.1")
     b.set(xlabel="step", ylabel="loss", title="the two fixes, and the tutorial's line")
     b.legend()
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
 

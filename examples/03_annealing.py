@@ -10,18 +10,21 @@ Prints each schedule's rate at a few steps, then fits y = 3x + 2 + noise with pl
 Run: python examples/03_annealing.py --steps 500 [--figure annealing.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=500, help="gradient-descent steps of each fit")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(
+    argv, __file__, __doc__, steps=500, min_steps=1, what="gradient-descent steps of each fit"
+  )
 
   rules = {
     "fixed": schedules.constant(0.5),
@@ -51,7 +54,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     t = np.arange(args.steps)
     for name, lr in rules.items():
       a.plot(t, np.asarray(lr(t)), label=name)
@@ -60,7 +63,6 @@ def main(argv=None):
     b.set(xlabel="step", ylabel="training MSE", title="y = 3x + 2 + noise, gradient descent")
     a.legend()
     b.legend()
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
 

@@ -24,7 +24,7 @@ NAME, HOUSE_RATE, LINE_RATE = "adagrad", 0.01, 0.5
 
 
 def main(argv=None):
-  return run(argv, __doc__, optimizers.adagrad, NAME, HOUSE_RATE, LINE_RATE)
+  return run(argv, __file__, __doc__, optimizers.adagrad, NAME, HOUSE_RATE, LINE_RATE)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ NAME, HOUSE_RATE, LINE_RATE = "rmsprop", 0.01, 0.01
 
 
 def main(argv=None):
-  return run(argv, __doc__, optimizers.rmsprop, NAME, HOUSE_RATE, LINE_RATE)
+  return run(argv, __file__, __doc__, optimizers.rmsprop, NAME, HOUSE_RATE, LINE_RATE)
 
 
 if __name__ == "__main__":

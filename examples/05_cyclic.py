@@ -14,18 +14,19 @@ y = 3x + 2 + noise with gradient descent under a triangular cycle.
 Run: python examples/05_cyclic.py --steps 400 [--figure cyclic.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=400, help="gradient-descent steps of the fit")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(argv, __file__, __doc__, steps=400, min_steps=1, what="gradient-descent steps of the fit")
 
   modes = {
     "triangular": schedules.cyclic(0.001, 0.006, step_size_up=2000),
@@ -52,18 +53,17 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
     t = np.arange(12001)
     for name, s in modes.items():
       a.plot(t, np.asarray(s(t)), label=name)
     a.set(xlabel="step", ylabel="learning rate", title="cyclic(0.001, 0.006, step_size_up=2000)")
-    a.legend()
-    b.semilogy(np.asarray(curve), color="C3", label="training MSE")
-    b.set(xlabel="step", title="y = 3x + 2 + noise, triangular cycle 0.05-0.5")
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)  # below the axes, off the curves
+    b.semilogy(np.asarray(curve), color="C3")
+    b.set(xlabel="step", ylabel="mini-batch MSE (red)", title="y = 3x + 2 + noise, triangular cycle 0.05-0.5")
     b2 = b.twinx()
     b2.plot(np.asarray(lr(np.arange(args.steps))), color="0.6", lw=0.8)
-    b2.set_ylabel("learning rate")
-    fig.tight_layout()
+    b2.set_ylabel("learning rate (grey)")
     fig.savefig(args.figure, dpi=90)
   return 0
 

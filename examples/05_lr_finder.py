@@ -15,19 +15,20 @@ eigenvalue of the Hessian (2 / n) X^T X. The finder's suggestion lands below tha
 Run: python examples/05_lr_finder.py --steps 100 [--figure lr_finder.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 import lr_jax
 from lr_jax import optimizers, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=100, help="steps of the range test (>= 10)")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(argv, __file__, __doc__, steps=100, min_steps=10, what="steps of the range test")
 
   x, y = tasks.linreg_data()  # all 100 points in every step: plain (full-batch) gradient descent
   full = (x[None], y[None])
@@ -70,7 +71,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.loglog(lrs, losses, color="0.7", label="loss")
     ax.loglog(lrs, smooth, color="C0", label="smoothed loss")
     ax.axvline(result.suggestion, color="C2", ls="--", label=f"suggestion {result.suggestion:.3g}")
@@ -78,7 +79,6 @@ def main(argv=None):
     ax.set(xlabel="learning rate", ylabel="MSE", title="LR range test on y = 3x + 2 + noise (sgd)")
     ax.set_ylim(top=100 * losses[0])
     ax.legend()
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
 

@@ -12,18 +12,19 @@ second-moment estimates and the weights are still poor, are kept small.
 Run: python examples/06_warmup.py --steps 300 [--figure warmup.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=300, help="Adam updates of the fit (>= 20)")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(argv, __file__, __doc__, steps=300, min_steps=20, what="Adam updates of the fit")
 
   rules = {
     "warmup+cosine": schedules.warmup(schedules.cosine_annealing(0.1, total_steps=90), warmup_steps=10),
@@ -34,7 +35,7 @@ def main(argv=None):
   for name, lr in rules.items():
     print(f"{name + ':':<16} " + " ".join(f"{v:8.5f}" for v in np.asarray(lr(steps))))
 
-  total = max(args.steps, 20)
+  total = args.steps
   warm = total // 10
   task = tasks.make("linreg")
   batch = tasks.linreg_data()
@@ -55,7 +56,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     t = np.arange(200)
     for name, lr in rules.items():
       a.plot(t, np.asarray(lr(t)), label=name)
@@ -65,7 +66,6 @@ def main(argv=None):
       b.semilogy(np.asarray(c), label=name)
     b.set(xlabel="update", ylabel="training MSE", title="y = 3x + 2 + noise, adam")
     b.legend()
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
 

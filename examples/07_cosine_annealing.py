@@ -10,18 +10,19 @@ jumps back to ``init`` at the start of each period (PyTorch's CosineAnnealingWar
 Run: python examples/07_cosine_annealing.py --steps 500 [--figure cosine_annealing.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=500, help="SGD updates of each fit")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(argv, __file__, __doc__, steps=500, min_steps=1, what="SGD updates of each fit")
 
   rules = {
     "cosine(T=100)": schedules.cosine_annealing(0.1, total_steps=100, end_value=0.001),
@@ -53,17 +54,16 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
     t = np.arange(160)
     for name, lr in rules.items():
       a.plot(t, np.asarray(lr(t)), label=name)
     a.set(xlabel="step", ylabel="learning rate", title="cosine annealing (0.1 -> 0.001)")
-    a.legend()
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below the axes, off the curves
     for name, c in curves.items():
       b.semilogy(np.asarray(c), label=name, lw=0.8)
     b.set(xlabel="update", ylabel="mini-batch MSE", title="y = 3x + 2 + noise, sgd")
-    b.legend()
-    fig.tight_layout()
+    b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.savefig(args.figure, dpi=90)
   return 0
 

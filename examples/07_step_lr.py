@@ -12,20 +12,23 @@ becomes ``multistep_decay(lr0, [m * steps_per_epoch for m in milestones], gamma)
 Run: python examples/07_step_lr.py --steps 600 [--figure step_lr.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from lr_jax import optimizers, schedules, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 STEPS_PER_EPOCH = 10
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=600, help="SGD updates of the fit (10 per epoch)")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(
+    argv, __file__, __doc__, steps=600, min_steps=1, what="SGD updates of the fit (10 per epoch)"
+  )
 
   step_lr = schedules.step_decay(
     0.1, step_size=30 * STEPS_PER_EPOCH, gamma=0.1
@@ -56,7 +59,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     t = np.arange(100 * STEPS_PER_EPOCH)
     a.semilogy(t / STEPS_PER_EPOCH, np.asarray(step_lr(t)), label="StepLR(step_size=30, gamma=0.1)")
     a.semilogy(t / STEPS_PER_EPOCH, np.asarray(multistep(t)), "--", label="MultiStepLR([30, 80], 0.1)")
@@ -66,7 +69,6 @@ def main(argv=None):
     a.legend()
     b.semilogy(np.asarray(curve))
     b.set(xlabel="update", ylabel="mini-batch MSE", title="y = 3x + 2 + noise, step decay every 20 epochs")
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
 

@@ -12,19 +12,20 @@ Momentum schedules plug into any optimizer hyperparameter through ``optax.inject
 Run: python examples/08_one_cycle.py --steps 300 [--figure one_cycle.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import optax
 
 from lr_jax import optimizers, schedules, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=300, help="SGD updates of the fit (>= 10)")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(argv, __file__, __doc__, steps=300, min_steps=10, what="SGD updates of the fit")
 
   lr = schedules.one_cycle(0.1, total_steps=100)
   momentum = schedules.one_cycle_momentum(total_steps=100)
@@ -33,7 +34,7 @@ def main(argv=None):
   print("rate:       " + " ".join(f"{v:9.3e}" for v in np.asarray(lr(steps))))
   print("momentum:   " + " ".join(f"{v:9.5f}" for v in np.asarray(momentum(steps))))
 
-  total = max(args.steps, 10)
+  total = args.steps
   x, y = tasks.linreg_data()
   batches = tasks.make("linreg").batches
   opt = optax.inject_hyperparams(optimizers.sgd)(
@@ -52,18 +53,21 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
     t = np.arange(100)
     a.plot(t, np.asarray(lr(t)), label="rate")
     a.set(xlabel="step", ylabel="learning rate", title="one_cycle(0.1, total_steps=100)")
     a2 = a.twinx()
     a2.plot(t, np.asarray(momentum(t)), color="C1", label="momentum")
     a2.set_ylabel("momentum")
-    a.legend(loc="upper right")
-    a2.legend(loc="center right")
+    a2.legend(
+      *(x + y for x, y in zip(a.get_legend_handles_labels(), a2.get_legend_handles_labels())),
+      loc="upper center",
+      bbox_to_anchor=(0.5, -0.2),
+      ncol=2,
+    )
     b.semilogy(np.asarray(curve))
     b.set(xlabel="update", ylabel="mini-batch MSE", title="y = 3x + 2 + noise, one-cycle sgd")
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
 

@@ -5,11 +5,10 @@ Each script names its optimizer and two constant rates; :func:`run` fits the raw
 the first and last updates and the final losses, and draws the section's figure.
 """
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _cli import parse_args  # examples/_cli.py (the scripts put examples/ on sys.path)
 
 from lr_jax import tasks
 
@@ -23,20 +22,18 @@ def half_mse(params, batch):
   return 0.5 * jnp.mean(jnp.square(params["m"] * x + params["b"] - y))
 
 
-def run(argv, doc, optimizer, name, house_rate, line_rate):
-  """Parses ``argv`` (``--steps``, ``--figure``; ``doc`` is the script's docstring) and runs the
-  section with ``optimizer`` (printed as ``name``) at ``house_rate`` and ``line_rate``; returns 0."""
-  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=500, help="updates of each run (at least 3)")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
-  steps = max(args.steps, 3)
+def run(argv, script, doc, optimizer, name, house_rate, line_rate):
+  """Parses ``argv`` (``--steps``, ``--figure``; ``script`` and ``doc`` are the script's ``__file__``
+  and docstring) and runs the section with ``optimizer`` (printed as ``name``) at ``house_rate`` and
+  ``line_rate``; returns 0."""
+  args = parse_args(argv, script, doc, steps=500, what="updates of each run")
+  steps = args.steps
 
   zero = {"m": jnp.float32(0.0), "b": jnp.float32(0.0)}
   house = (SIZES[None], PRICES[None])
   trail, losses = tasks.fit(half_mse, zero, house, optimizer(house_rate), steps, history=True)
   print(f"house prices, raw sizes, {name}({house_rate}), from m = b = 0:")
-  for k in range(3):
+  for k in range(min(3, steps)):
     print(f"after update {k + 1}: m = {trail['m'][k]:.6g}, b = {trail['b'][k]:.6g}")
   final = jax.tree.map(lambda a: a[-1], trail)
   print(
@@ -57,13 +54,12 @@ def run(argv, doc, optimizer, name, house_rate, line_rate):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     a.plot(np.asarray(trail["m"]), label="m (slope)")
     a.plot(np.asarray(trail["b"]) / 250, label="b / 250 (intercept)")
-    a.set(xlabel="update", title=f"house prices, raw sizes, {name}({house_rate})")
+    a.set(xlabel="update", ylabel="parameter value", title=f"house prices, raw sizes, {name}({house_rate})")
     a.legend()
     b.semilogy(np.asarray(curve))
     b.set(xlabel="update", ylabel="training MSE", title=f"y = 3x + 2 + noise, {name}({line_rate})")
-    fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import lr_jax
 from lr_jax import optimizers, schedules, tasks
 
 _RATE_KEYS = ("peak_value", "init_value", "max_value", "value")
@@ -75,11 +76,14 @@ def _parser() -> argparse.ArgumentParser:
   parser = _Parser(
     prog="lr-jax", description="lr_jax: learning-rate schedules, LR range test and sweeps for JAX."
   )
+  parser.add_argument("--version", action="version", version=f"lr-jax {lr_jax.__version__}")
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
   p = sub.add_parser("demo", help="tour of lr_jax on built-in data (what `make demo` runs)")
   p.add_argument("--out", default="lr_jax_demo", help="directory for the figures and summary.md")
-  p.add_argument("--steps", type=int, default=300, help="training steps of the finder and of each sweep run")
+  p.add_argument(
+    "--steps", type=int, default=300, help=f"training steps of each sweep run (at least {_DEMO_MIN_STEPS})"
+  )
   p.set_defaults(run=_cmd_demo)
 
   p = sub.add_parser("plot", help="draw schedules by name: NAME key=value ... [+ NAME key=value ...]")
@@ -119,7 +123,7 @@ def _task_options(p, default_steps: int):
 
 def _cmd_plot(args) -> int:
   configs = [_config(group) for group in _groups(args.spec)]
-  scheds = {_label(c): schedules.from_config(c) for c in configs}
+  scheds = dict(zip(_labels(configs), (schedules.from_config(c) for c in configs)))  # one per group
   steps = _positive("--steps", args.steps if args.steps is not None else _default_steps(configs))
   if args.table:
     print(_rate_table(scheds, steps))
@@ -149,20 +153,20 @@ def _cmd_sweep(args) -> int:
   text = _sweep_report(result, task)
   print(text)
   if out:
-    _save(_plot().sweep(result), os.path.join(out, "sweep.png"))
+    _save(_plot().sweep(result, metric=_metric(task)), os.path.join(out, "sweep.png"))
     _write(os.path.join(out, "sweep.md"), f"# lr-jax sweep\n\n{text}\n\n![sweep](sweep.png)\n")
   return 0
 
 
 def _cmd_demo(args) -> int:
+  steps = _at_least("--steps", args.steps, _DEMO_MIN_STEPS)
   out = _out_dir(args.out)
-  steps = _positive("--steps", args.steps)
   start = time.perf_counter()
   part1 = _demo_linreg(steps)
   digits = tasks.make("digits")
   part2, finder = _demo_find(digits, steps)
   part3, result, peaks = _demo_sweep(digits, steps)
-  _demo_figures(out, finder, result, peaks, steps)
+  _demo_figures(out, finder, result, peaks, steps, _metric(digits))
   _write(os.path.join(out, "summary.md"), _summary(part1, part2, part3, time.perf_counter() - start))
   print(f"\nwrote {os.path.join(out, 'summary.md')} and 3 figures in {time.perf_counter() - start:.1f} s")
   return 0
@@ -200,7 +204,7 @@ def _value(text: str):
   return text
 
 
-def _config(group: list[str]) -> dict:
+def _config(group: list[str], required: bool = True) -> dict:
   """``[NAME, k=v, ...]`` -> ``{"name": NAME, k: v, ...}`` (the schedule itself validates the values)."""
   name, *pairs = group
   if "=" in name:
@@ -219,27 +223,76 @@ def _config(group: list[str]) -> dict:
   unknown = [k for k in config if k != "name" and k not in params]
   if unknown:
     raise ValueError(f"{name} has no parameter {unknown[0]!r}; it takes {', '.join(params)}")
+  if required:
+    _check_required(config)
   return config
+
+
+def _check_required(config: dict):
+  """A missing required argument (also of a nested schedule) is a ValueError naming it."""
+  name = config.get("name")
+  if name not in _schedule_names():
+    return  # a nested config with an unknown name: from_config names the problem
+  params = inspect.signature(getattr(schedules, name)).parameters
+  for k, p in params.items():
+    if (
+      p.default is inspect.Parameter.empty
+      and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+      and k not in config
+    ):
+      raise ValueError(
+        f"{name}: missing required argument {k!r}: write {k}=VALUE (it takes {', '.join(params)})"
+      )
+  for v in config.values():
+    for item in v if isinstance(v, list) else [v]:
+      if isinstance(item, dict) and "name" in item:
+        _check_required(item)
 
 
 def _schedule_names() -> list[str]:
   return sorted(n for n in schedules.__all__ if n not in ("Schedule", "from_config"))
 
 
-def _label(config: dict) -> str:
-  args = ", ".join(f"{k}={v}" for k, v in config.items() if k != "name" and not isinstance(v, dict))
-  return f"{config['name']}({args})" if len(args) < 60 else config["name"]
+def _describe(value) -> str:
+  """A config as it was typed: ``warmup(schedule=cosine_annealing(init_value=1, ...), warmup_steps=10)``."""
+  if isinstance(value, dict) and "name" in value:
+    return (
+      f"{value['name']}(" + ", ".join(f"{k}={_describe(v)}" for k, v in value.items() if k != "name") + ")"
+    )
+  if isinstance(value, list):
+    return "[" + ", ".join(_describe(v) for v in value) + "]"
+  return str(value)
+
+
+def _labels(configs: list[dict]) -> list[str]:
+  """One label per schedule group, all different: the full config, then ``[2]``, ``[3]`` for repeats."""
+  labels, seen = [], {}
+  for config in configs:
+    label = _describe(config)
+    seen[label] = seen.get(label, 0) + 1
+    labels.append(label if seen[label] == 1 else f"{label} [{seen[label]}]")
+  return labels
 
 
 def _positive(flag: str, value: int) -> int:
-  if value < 1:
-    raise ValueError(f"{flag} must be >= 1, got {flag}={value}")
+  return _at_least(flag, value, 1)
+
+
+def _at_least(flag: str, value: int, low: int) -> int:
+  if value < low:
+    raise ValueError(f"{flag} must be >= {low}, got {flag}={value}")
   return value
 
 
 def _default_steps(configs: list[dict]) -> int:
+  """The largest ``total_steps``, else three cycles of the longest ``cyclic`` schedule, else 1000."""
   totals = [c["total_steps"] for c in configs if isinstance(c.get("total_steps"), (int, float))]
-  return int(max(totals)) if totals else 1000
+  cycles = []
+  for c in configs:
+    up, down = c.get("step_size_up", 2000), c.get("step_size_down")
+    if c["name"] == "cyclic" and isinstance(up, (int, float)) and isinstance(down, (int, float, type(None))):
+      cycles.append(3 * (up + (up if down is None else down)))
+  return int(max(totals or cycles or [1000]))
 
 
 def _peaks(text: str) -> np.ndarray:
@@ -255,7 +308,7 @@ def _peaks(text: str) -> np.ndarray:
 
 def _sweep_schedule(tokens: list[str]):
   """``--schedule NAME k=v ...`` -> (name, config without the rate, the key ``--peak`` sets)."""
-  config = _config(tokens)
+  config = _config(tokens, required=False)  # --peak supplies the rate
   name = config["name"]
   params = inspect.signature(getattr(schedules, name)).parameters
   key = next((k for k in _RATE_KEYS if k in params), None)
@@ -263,6 +316,7 @@ def _sweep_schedule(tokens: list[str]):
     raise ValueError(f"--peak cannot set a rate of {name!r}: it has none of {', '.join(_RATE_KEYS)}")
   if key in config:
     raise ValueError(f"--peak sets {name}'s {key}; remove {key}={config[key]} from --schedule")
+  _check_required({**config, key: 1.0})
   return name, config, key
 
 
@@ -312,7 +366,8 @@ def _save(ax, path: str):
   import matplotlib.pyplot as plt
 
   fig = np.ravel(ax)[0].figure
-  fig.tight_layout()
+  if fig.get_layout_engine() is None:  # keeps the axis labels inside the PNG
+    fig.set_layout_engine("constrained")
   try:
     fig.savefig(path, dpi=100)
   except OSError as e:  # a path _check_file could not foresee (e.g. under /proc)
@@ -383,23 +438,36 @@ def _run_sweep(task, args, name, config, key, peaks):
     grid={"peak": [float(p) for p in peaks]},
     num_steps=_positive("--steps", args.steps),
     eval_fn=task.eval_fn,
+    eval_mode=_eval_mode(task),
     progress=True,
   )
+
+
+def _eval_mode(task) -> str:
+  """An accuracy is better higher, an error lower."""
+  return "max" if "accuracy" in task.metric else "min"
+
+
+def _metric(task) -> str:
+  return task.metric.replace("_", " ")
 
 
 def _best_line(result, task, describe) -> str:
   if not np.any(result.valid):
     return "no configuration finished with finite losses"
-  row = result.best("eval", mode="max" if task.metric == "test_accuracy" else "min")
-  metric = task.metric.replace("_", " ")
-  return f"best: {describe(row)} ({metric} {row['eval']:.4f}, sweep strategy {result.strategy})"
+  row = result.best()  # by eval in the sweep's eval_mode: what the figures rank by too
+  better = "highest" if result.eval_mode == "max" else "lowest"
+  return (
+    f"best: {describe(row)} ({better} {_metric(task)}: {row['eval']:.4f}, sweep strategy {result.strategy})"
+  )
 
 
 def _sweep_report(result, task) -> str:
-  lines = [f"{'peak':>10}  {'final loss':>10}  {task.metric.replace('_', ' ')}"]
-  for cfg, loss, metric in zip(result.configs, result.final_loss, result.eval):
+  lines = [f"{'peak':>10}  {'train loss':>10}  {_metric(task)}"]
+  for cfg, loss, metric in zip(result.configs, result.train_loss, result.eval):
     lines.append(f"{cfg['peak']:>10.3g}  {loss:>10.4f}  {metric:.4f}")
-  return "\n".join([*lines, _best_line(result, task, lambda c: f"peak {c['peak']:.3g}")])
+  note = "train loss: mean loss of the trained parameters over every training batch"
+  return "\n".join([*lines, note, _best_line(result, task, lambda c: f"peak {c['peak']:.3g}")])
 
 
 def _pivot(title: str, values, rows: list[str], cols: list[str]) -> str:
@@ -411,22 +479,37 @@ def _pivot(title: str, values, rows: list[str], cols: list[str]) -> str:
   return "\n".join(lines)
 
 
-def _sweep_figure(result, peaks, names, path):
+def _sweep_figure(result, peaks, names, metric, path):
+  """Left: the training curve of each schedule's best peak rate; right: the score against the rate.
+  Both rank by ``result.score()``, as the text's "best:" line does (``result.best()``)."""
   _plot()
   import matplotlib.pyplot as plt
 
-  _, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  _, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
+  values, key, mode = result.score()
+  scores = np.asarray(values, np.float64).reshape(len(names), len(peaks))
   losses = np.asarray(result.losses).reshape(len(names), len(peaks), -1)
-  final = np.asarray(result.final_loss).reshape(len(names), len(peaks))
-  smooth = np.ones(10) / 10
-  for name, curves, row in zip(names, losses, final):
-    best = int(np.nanargmin(np.where(np.isfinite(row), row, np.inf)))
-    left.semilogy(np.convolve(curves[best], smooth, mode="valid"), label=f"{name}, peak {peaks[best]:.2g}")
-    right.loglog(peaks, row, "o-", label=name)
-  left.set(xlabel="step", ylabel="training loss (10-step mean)", title="best rate of each schedule")
-  right.set(xlabel="peak learning rate", ylabel="final training loss", title="final loss against the rate")
-  left.legend(fontsize="small")
-  right.legend(fontsize="small")
+  window = min(10, losses.shape[-1])
+  best_row = result.best()
+  for i, (name, curves, row) in enumerate(zip(names, losses, scores)):
+    if not np.any(np.isfinite(row)):
+      continue
+    best = int(np.nanargmax(row) if mode == "max" else np.nanargmin(row))
+    overall = names[best_row["schedule"]] == name and np.isclose(peaks[best], best_row["peak"])
+    mean = np.convolve(curves[best], np.ones(window) / window, mode="valid")
+    label = f"{name}, peak {peaks[best]:.2g}" + (" (best overall)" if overall else "")
+    left.semilogy(np.arange(window - 1, window - 1 + len(mean)), mean, color=f"C{i}", lw=2.5 if overall else 1.2,
+                  label=label)  # fmt: skip
+    right.semilogx(peaks, row, "o-", color=f"C{i}", label=name)
+    right.plot(peaks[best], row[best], "*", ms=14 if overall else 9, color=f"C{i}", mec="k")
+  what = metric if key == "eval" else "train loss"
+  better = "higher" if mode == "max" else "lower"
+  left.set(xlabel="step", ylabel=f"training loss ({window}-step mean)",
+           title=f"each schedule at its best peak rate (by {what})")  # fmt: skip
+  right.set(xlabel="peak learning rate", ylabel=f"{what} ({better} is better)",
+            title=f"{what} against the peak rate (star: best of each schedule)")  # fmt: skip
+  for a in (left, right):
+    a.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
   _save(left, path)
 
 
@@ -442,7 +525,7 @@ def _section(title: str, body: str) -> str:
 
 def _demo_find(task, steps: int):
   args = argparse.Namespace(
-    optimizer="adam", min_lr=1e-5, max_lr=10.0, steps=min(100, max(steps, 10)), repeats=1, seed=0
+    optimizer="adam", min_lr=1e-5, max_lr=10.0, steps=min(100, steps), repeats=1, seed=0
   )
   finder = _find(task, args)
   return _section("2. LR range test: Adam on the digits MLP", _find_report(finder)), finder
@@ -464,6 +547,7 @@ def _demo_linreg(steps: int) -> str:
 
 
 _DEMO_SCHEDULES = ("constant", "step_decay", "cosine_annealing", "warmup_cosine", "one_cycle")
+_DEMO_MIN_STEPS = 10  # the LR range test needs 10 steps; step_decay and warm-up need a few
 
 
 def _demo_schedules(peak, steps: int) -> list:
@@ -502,13 +586,14 @@ def _demo_sweep(task, steps: int):
     grid=grid,
     num_steps=steps,
     eval_fn=task.eval_fn,
+    eval_mode=_eval_mode(task),
     progress=True,
   )
   cols = [f"{p:.2g}" for p in peaks]
   body = "\n\n".join(
     [
-      _pivot("final loss", result.final_loss, list(_DEMO_SCHEDULES), cols),
-      _pivot(task.metric.replace("_", " "), result.eval, list(_DEMO_SCHEDULES), cols),
+      _pivot("train loss", result.train_loss, list(_DEMO_SCHEDULES), cols),
+      _pivot(_metric(task), result.eval, list(_DEMO_SCHEDULES), cols),
       _best_line(result, task, lambda c: f"{_DEMO_SCHEDULES[c['schedule']]}, peak {c['peak']:.2g}"),
     ]
   )
@@ -518,14 +603,14 @@ def _demo_sweep(task, steps: int):
   return _section(title, body), result, peaks
 
 
-def _demo_figures(out: str, finder, result, peaks, steps: int):
+def _demo_figures(out: str, finder, result, peaks, steps: int, metric: str):
   plot = _plot()
   gallery = dict(zip(_DEMO_SCHEDULES, _demo_schedules(1.0, steps)))
   ax = plot.schedules(gallery, steps)
   ax.set_title("the demo's schedules (peak 1)")
   _save(ax, os.path.join(out, "schedules.png"))
   _save(plot.lr_find(finder), os.path.join(out, "lr_find.png"))
-  _sweep_figure(result, peaks, list(_DEMO_SCHEDULES), os.path.join(out, "sweep.png"))
+  _sweep_figure(result, peaks, list(_DEMO_SCHEDULES), metric, os.path.join(out, "sweep.png"))
 
 
 def _summary(part1: str, part2: str, part3: str, seconds: float) -> str:

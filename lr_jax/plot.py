@@ -1,16 +1,29 @@
 """Matplotlib figures for schedules, ``lr_find`` and ``sweep`` results.
 
 matplotlib (the ``plot`` extra) is imported inside each function, so ``import lr_jax`` never needs
-it. Every function draws on ``ax`` (or a new figure), returns the Axes and never calls ``plt.show()``.
+it. Every function draws on ``ax`` (or a new figure with a constrained layout, so ``savefig`` keeps
+the axis labels), returns the Axes and never calls ``plt.show()``. Legends sit outside the axes, so
+they never cover a curve.
 """
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = ["lr_find", "schedules", "sweep"]
+
+_SEEDS = "seeds"  # the sweep grid's seed axis (lr_jax.sweep): averaged over, never plotted against
+_LABEL_WIDTH = 44  # legend labels are wrapped at this many characters
+_MAX_LEGEND = 10  # more curves than this are coloured by a colorbar instead of a legend
+_SUGGESTION_RULES = {
+  "minimum": "lr at the minimum / 10",
+  "steepest": "steepest descent of the smoothed loss",
+  "valley": "fastai's valley rule",
+}
 
 
 def _pyplot():
@@ -21,21 +34,79 @@ def _pyplot():
   return plt
 
 
-def _new_ax(ax):
+def _new_ax(ax, figsize=(6, 4)):
   if ax is not None:
     return ax
-  _, ax = _pyplot().subplots(figsize=(6, 4))
+  _, ax = _pyplot().subplots(figsize=figsize, layout="constrained")
   return ax
 
 
-def schedules(schedules_or_dict: Any, steps, ax=None):
-  """Plots learning rate against step for one schedule, a list of them, or a dict ``name -> schedule``.
+def _legend_outside(ax, handles=None, labels=None, x: float = 1.02, figure_legend: bool = False, **kw):
+  """A legend to the right of ``ax`` (``x`` in axes coordinates), off the curves; with
+  ``figure_legend`` (a figure of one Axes made here), in the figure's right margin."""
+  if handles is None:
+    handles, labels = ax.get_legend_handles_labels()
+  if figure_legend:
+    return ax.figure.legend(handles, labels, loc="outside right upper", fontsize="small", **kw)
+  return ax.legend(
+    handles, labels, loc="upper left", bbox_to_anchor=(x, 1.0), borderaxespad=0.0, fontsize="small", **kw
+  )
+
+
+def _wrap(label: str) -> str:
+  return textwrap.fill(label, _LABEL_WIDTH, subsequent_indent="  ", break_long_words=False)
+
+
+def _describe(value) -> str:
+  """``{"name": "warmup", "schedule": {...}, ...}`` -> ``warmup(schedule=cosine_annealing(...), ...)``."""
+  if isinstance(value, Mapping) and "name" in value:
+    args = ", ".join(f"{k}={_describe(v)}" for k, v in value.items() if k != "name")
+    return f"{value['name']}({args})"
+  if isinstance(value, (list, tuple)):
+    return "[" + ", ".join(_describe(v) for v in value) + "]"
+  if isinstance(value, float):
+    return f"{value:g}"
+  return str(value)
+
+
+def _schedule_label(s) -> str:
+  to_config = getattr(s, "to_config", None)
+  if callable(to_config):
+    try:
+      return _describe(to_config())
+    except (TypeError, ValueError):  # a wrapped callable that cannot be written as a config
+      pass
+  return getattr(s, "name", "") or type(s).__name__
+
+
+def _unique(labels: list[str]) -> list[str]:
+  """Appends ``[2]``, ``[3]`` ... to repeated labels, so every curve has its own legend entry."""
+  seen: dict[str, int] = {}
+  out = []
+  for label in labels:
+    seen[label] = seen.get(label, 0) + 1
+    out.append(label if seen[label] == 1 else f"{label} [{seen[label]}]")
+  return out
+
+
+def _is_momentum(s) -> bool:
+  return "momentum" in str(getattr(s, "name", ""))
+
+
+def schedules(schedules_or_dict: Any, steps, ax=None, ylabel: str | None = None):
+  """Plots value against step for one schedule, a list of them, or a dict ``label -> schedule``.
+
+  Every schedule gets its own curve and legend entry (repeated labels get ``[2]``, ``[3]``, ...;
+  without a dict the label is the schedule's configuration, nested schedules included). The y-label
+  is ``"learning rate"``, or ``"momentum"`` when every schedule is a momentum schedule (its ``name``
+  contains ``"momentum"``); a mix draws the momentum schedules against a second y-axis on the right.
 
   Args:
-    schedules_or_dict: a schedule (any ``step -> rate`` callable), a sequence of them, or a dict
+    schedules_or_dict: a schedule (any ``step -> value`` callable), a sequence of them, or a dict
       mapping legend labels to schedules.
     steps: an int N (steps 0 .. N-1) or an array of steps.
     ax: the Axes to draw on; a new figure when None.
+    ylabel: the y-axis label; default as above.
 
   Returns:
     The matplotlib Axes.
@@ -43,30 +114,55 @@ def schedules(schedules_or_dict: Any, steps, ax=None):
   Examples:
     >>> from lr_jax import plot, schedules as S
     >>> ax = plot.schedules({"cosine": S.cosine_annealing(1.0, 100)}, 120)
-    >>> print(ax.get_xlabel(), len(ax.get_lines()))
-    step 1
+    >>> print(ax.get_xlabel(), ax.get_ylabel(), len(ax.get_lines()))
+    step learning rate 1
+    >>> print(plot.schedules(S.one_cycle_momentum(total_steps=100), 100).get_ylabel())
+    momentum
   """
-  ax = _new_ax(ax)
-  if isinstance(schedules_or_dict, dict):
-    items = list(schedules_or_dict.items())
-  elif callable(schedules_or_dict):
-    items = [(None, schedules_or_dict)]
+  if isinstance(schedules_or_dict, Mapping):
+    items = [(str(k), s) for k, s in schedules_or_dict.items()]
+    named = True
   else:
-    items = [(None, s) for s in schedules_or_dict]
+    scheds = [schedules_or_dict] if callable(schedules_or_dict) else list(schedules_or_dict)
+    items = list(zip(_unique([_schedule_label(s) for s in scheds]), scheds))
+    named = len(items) > 1
+  if not items:
+    raise ValueError(f"plot.schedules: no schedule to plot, got schedules_or_dict={schedules_or_dict!r}.")
+  momentum = [_is_momentum(s) for _, s in items]
+  mixed = any(momentum) and not all(momentum) and ylabel is None
+  own = ax is None
+  ax = _new_ax(ax, figsize=(8.5, 4) if named else (6, 4))
+  right = ax.twinx() if mixed else None
   t = np.arange(steps) if np.ndim(steps) == 0 else np.asarray(steps)
-  for label, s in items:
-    label = label if label is not None else getattr(s, "name", "") or type(s).__name__
-    ax.plot(t, np.asarray(s(t)), label=label)
+  for i, ((label, s), is_m) in enumerate(zip(items, momentum)):
+    target = right if (mixed and is_m) else ax
+    target.plot(
+      t,
+      np.asarray(s(t)),
+      color=f"C{i % 10}",
+      label=_wrap(label + (" (right axis)" if target is right else "")),
+    )
   ax.set_xlabel("step")
-  ax.set_ylabel("learning rate")
-  if len(items) > 1 or items[0][0] is not None:
-    ax.legend()
+  ax.set_ylabel(ylabel or ("momentum" if all(momentum) else "learning rate"))
+  if right is not None:
+    right.set_ylabel("momentum")
+  if named:
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+      more = right.get_legend_handles_labels()
+      handles, labels = handles + more[0], labels + more[1]
+    _legend_outside(ax, handles, labels, x=1.2 if right is not None else 1.02, figure_legend=own)
   return ax
 
 
 def lr_find(result, ax=None):
-  """Plots an :class:`~lr_jax._finder.LRFindResult`: smoothed loss against lr (log x), the raw loss
-  faintly, the repeats' +-1 std band, the divergence point and the suggestion.
+  """Plots an :class:`~lr_jax.LRFindResult`: the raw and the smoothed loss against lr (log x), the
+  repeats' +-1 std band, the minimum of the smoothed loss, the divergence point and the suggestion
+  (its legend entry names the rule, e.g. ``"lr at the minimum / 10"``).
+
+  The y-limits span the raw losses from the start to the smoothed minimum (the useful range), so
+  the noise is visible; losses past the minimum that rise above it (the divergence) are clipped,
+  and the legend says how many.
 
   Args:
     result: what :func:`lr_jax.lr_find` returned.
@@ -82,43 +178,135 @@ def lr_find(result, ax=None):
     >>> print(plot.lr_find(res).get_xscale())
     log
   """
-  ax = _new_ax(ax)
+  own = ax is None
+  ax = _new_ax(ax, figsize=(8, 4))
   lrs = np.asarray(result.lrs)
   end = len(lrs) if result.diverged_at is None else result.diverged_at + 1
   x = lrs[:end]
-  smooth = np.asarray(result.smoothed_losses)[:end]
-  ax.plot(x, np.asarray(result.losses)[:end], color="C0", alpha=0.3, lw=1, label="loss")
-  ax.plot(x, smooth, color="C0", label="smoothed loss")
+  raw = np.asarray(result.losses, np.float64)[:end]
+  smooth = np.asarray(result.smoothed_losses, np.float64)[:end]
+  lo, hi, clipped = _loss_limits(raw, smooth)
+  raw_label = "loss" if not clipped else f"loss ({clipped} points above the axes)"
+  ax.plot(x, raw, color="C0", alpha=0.35, lw=1, label=raw_label)
+  ax.plot(x, smooth, color="C0", lw=2, label="smoothed loss")
   std = np.asarray(result.losses_std)[:end]
   if np.any(std > 0):
     ax.fill_between(x, smooth - std, smooth + std, color="C0", alpha=0.15, label="+-1 std over repeats")
+  if np.any(np.isfinite(smooth)):
+    i = int(np.nanargmin(smooth))
+    ax.plot(x[i], smooth[i], "o", color="C2", label=f"smoothed minimum at lr {x[i]:.2e}")
   if result.diverged_at is not None:
-    ax.axvline(lrs[result.diverged_at], color="C3", ls=":", label=f"stopped at {lrs[result.diverged_at]:.2e}")
+    ax.axvline(
+      lrs[result.diverged_at], color="C3", ls=":", label=f"stopped at lr {lrs[result.diverged_at]:.2e}"
+    )
   if np.isfinite(result.suggestion):
-    ax.axvline(result.suggestion, color="C1", ls="--", label=f"{result.method}: {result.suggestion:.2e}")
-  finite = smooth[np.isfinite(smooth)]
-  if finite.size:  # the divergence tail would squash the curve: clip the view at 2x the first loss
-    lo, hi = finite.min(), max(finite[0], finite.min()) * 2
-    pad = 0.05 * max(hi - lo, abs(lo) * 1e-3 + 1e-12)
-    ax.set_ylim(lo - pad, hi + pad)
+    rule = _SUGGESTION_RULES.get(result.method, result.method)
+    ax.axvline(result.suggestion, color="C1", ls="--", label=f"suggestion {result.suggestion:.2e}\n({rule})")
+  if np.isfinite(lo) and np.isfinite(hi):
+    if lo > 0 and hi / lo > 30:
+      ax.set_yscale("log")
+      ax.set_ylim(lo / 1.2, hi * 1.2)
+    else:
+      pad = 0.05 * max(hi - lo, abs(hi) * 1e-3 + 1e-12)
+      ax.set_ylim(lo - pad, hi + pad)
   ax.set_xscale("log")
   ax.set_xlabel("learning rate")
-  ax.set_ylabel("loss")
-  ax.legend()
+  ax.set_ylabel("training loss")
+  _legend_outside(ax, figure_legend=own)
   return ax
 
 
-def sweep(result, ax=None):
+def _loss_limits(raw, smooth):
+  """(low, high, clipped): from the lowest loss to the highest raw loss up to the smoothed minimum;
+  ``clipped`` counts the raw losses past that point that lie above ``high``."""
+  ok = np.isfinite(smooth)
+  if not ok.any():
+    return np.nan, np.nan, 0
+  stop = int(np.nanargmin(smooth)) + 1
+  useful = np.concatenate([raw[:stop], smooth[:stop]])
+  useful = useful[np.isfinite(useful)]
+  everything = np.concatenate([raw, smooth])
+  everything = everything[np.isfinite(everything)]
+  lo, hi = float(everything.min()), float(useful.max())
+  clipped = int(np.sum(raw > hi))  # NaN compares False
+  return lo, hi, clipped
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweeps.
+
+
+def _is_categorical(values) -> bool:
+  """Integer hyperparameters (indices, counts, codes such as a schedule number) are categories."""
+  return all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+
+
+def _fmt(name, v, categories) -> str:
+  names = (categories or {}).get(name)
+  if names is not None and isinstance(v, (int, np.integer)) and 0 <= v < len(names):
+    return str(names[v])
+  return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def _cfg_label(cfg: dict, names, categories) -> str:
+  return ", ".join(f"{k}={_fmt(k, cfg[k], categories)}" for k in names)
+
+
+class _Group:
+  """The configurations of one point of the grid, over its seeds."""
+
+  def __init__(self, cfg, idx, result, score):
+    self.cfg = cfg
+    self.idx = np.asarray(idx)
+    ok = np.asarray(result.valid)[self.idx] & np.isfinite(score[self.idx])
+    self.seeds = len(self.idx)
+    self.ok = int(ok.sum())
+    losses = np.asarray(result.losses, np.float64)[self.idx[ok]]
+    s = score[self.idx[ok]]
+    self.curve = losses.mean(0) if self.ok else None
+    self.band = (losses.min(0), losses.max(0)) if self.ok > 1 else None
+    self.score = float(s.mean()) if self.ok else np.nan
+    self.score_range = (float(s.min()), float(s.max())) if self.ok > 1 else None
+
+
+def _groups(result, names, score) -> list[_Group]:
+  """Configurations grouped by their non-seed hyperparameters (grid order)."""
+  order: dict[tuple, list[int]] = {}
+  for i, cfg in enumerate(result.configs):
+    order.setdefault(tuple(cfg[k] for k in names), []).append(i)
+  return [_Group(dict(zip(names, key)), idx, result, score) for key, idx in order.items()]
+
+
+def _best_of(groups, mode):
+  valid = [g for g in groups if g.ok]
+  if not valid:
+    return None
+  pick = max if mode == "max" else min
+  return pick(valid, key=lambda g: g.score)
+
+
+def sweep(result, ax=None, metric: str | None = None, categories: Mapping[str, Sequence[str]] | None = None):
   """Plots a :class:`~lr_jax.SweepResult`.
 
-  With ``ax`` given, draws the loss curves of every configuration on it and returns it. With
-  ``ax=None``, makes a figure with the curves and, for each swept hyperparameter, the final loss
-  against that hyperparameter (log x when its values are positive and span over a decade), and
-  returns the array of Axes. Invalid configurations are left out.
+  Configurations that differ only in their ``"seeds"`` value are one point of the grid: the curves
+  show their mean training loss with a min-max band, the score their mean with min-max error bars.
+  The score is what :meth:`SweepResult.score` ranks by (``eval`` in the sweep's ``eval_mode``, else
+  the train loss), so the figure and :meth:`SweepResult.best` agree.
+
+  With ``ax`` given, draws the loss curves on it and returns it. With ``ax=None``, makes a figure
+  with the curves and, for each swept hyperparameter, the score against that hyperparameter (one
+  line per combination of the others, or the best over them when there are more than 10), and
+  returns the array of Axes. Integer hyperparameters are categorical axes (their values, or the
+  names in ``categories``, as ticks); positive float axes spanning over a decade are log-scaled.
+  Up to 10 curves get a legend; more are coloured by the first hyperparameter with a colorbar
+  (the best configuration for each of its values when there are other hyperparameters).
+  Invalid configurations are left out of the lines and marked with a red x.
 
   Args:
     result: what :func:`lr_jax.sweep` returned.
     ax: one Axes for the curves, or None.
+    metric: the name of ``eval`` for the y-label (e.g. ``"test accuracy"``); default ``"eval"``.
+    categories: ``{hyperparameter: names}`` naming the integer codes of a hyperparameter.
 
   Returns:
     The Axes (``ax`` given), or a 1-D NumPy array of Axes (curves first).
@@ -128,46 +316,122 @@ def sweep(result, ax=None):
     >>> from lr_jax import sweep, plot
     >>> res = sweep(lambda w, b: jnp.sum((w - b) ** 2), jnp.ones(2), jnp.zeros((1, 2)),
     ...             optimizer=lambda h: optax.sgd(h["lr"]), grid={"lr": [0.01, 0.1]}, num_steps=5)
-    >>> print(len(plot.sweep(res)))
-    2
+    >>> axes = plot.sweep(res)
+    >>> print(len(axes), axes[1].get_ylabel())
+    2 train loss (lower is better)
   """
-  names = list(result.configs[0]) if result.configs else []
+  names = [k for k in result.configs[0] if k != _SEEDS] if result.configs else []
+  values, key, mode = result.score()
+  score = np.asarray(values, np.float64)
+  groups = _groups(result, names, score)
+  what = (metric or "eval") if key == "eval" else "train loss"
+  score_label = f"{what} ({'higher' if mode == 'max' else 'lower'} is better)"
   if ax is None:
     plt = _pyplot()
-    _, axes = plt.subplots(1, 1 + len(names), figsize=(5 * (1 + len(names)), 4), squeeze=False)
+    n = 1 + len(names)
+    _, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.2), squeeze=False, layout="constrained")
     axes = axes[0]
   else:
     axes = np.array([ax])
-  curves = axes[0]
-  steps = np.arange(result.losses.shape[1])
-  for i, cfg in enumerate(result.configs):
-    if result.valid[i]:
-      label = ", ".join(f"{k}={v:.3g}" for k, v in cfg.items())
-      curves.plot(steps, result.losses[i], lw=1, label=label if len(result.configs) <= 10 else None)
-  curves.set_xlabel("step")
-  curves.set_ylabel("training loss")
-  curves.set_yscale("log" if np.all(result.losses[np.isfinite(result.losses)] > 0) else "linear")
-  if len(result.configs) <= 10 and np.any(result.valid):
-    curves.legend(fontsize="small")
+  _sweep_curves(axes[0], result, groups, names, mode, categories)
   if ax is not None:
     return ax
-  score = result.eval if result.eval is not None else result.final_loss
-  ylabel = "eval" if result.eval is not None else "final loss"
   for a, name in zip(axes[1:], names):
-    x = np.array([c[name] for c in result.configs], dtype=float)
-    ok = np.asarray(result.valid)
-    a.scatter(x[ok], score[ok], s=12)
-    if np.any(~ok):
-      a.scatter(
-        x[~ok],
-        np.full((~ok).sum(), np.nanmax(score[ok]) if ok.any() else 0),
-        marker="x",
-        color="C3",
-        label="invalid / diverged",
-      )
-      a.legend(fontsize="small")
-    if np.all(x > 0) and x.max() / x.min() > 10:
-      a.set_xscale("log")
-    a.set_xlabel(name)
-    a.set_ylabel(ylabel)
+    _sweep_score(a, groups, names, name, mode, categories)
+    a.set_ylabel(score_label)
   return axes
+
+
+def _sweep_curves(ax, result, groups, names, mode, categories):
+  steps = np.arange(np.shape(result.losses)[1])
+  seeds = max(g.seeds for g in groups) if groups else 1
+  shown = [g for g in groups if g.ok]
+  colour_by = None
+  if len(shown) > _MAX_LEGEND and names:
+    colour_by = names[0]
+    if len(names) > 1:  # one curve per value of colour_by: the best over the other hyperparameters
+      shown = [
+        _best_of([g for g in groups if g.cfg[colour_by] == v], mode) for v in _distinct(groups, colour_by)
+      ]
+      shown = [g for g in shown if g is not None]
+      ax.set_title(f"best configuration for each {colour_by}", fontsize="medium")
+  cmap = norm = None
+  if colour_by is not None:
+    import matplotlib as mpl
+
+    vs = np.array([float(g.cfg[colour_by]) for g in shown])
+    log = (
+      np.all(vs > 0) and vs.max() / vs.min() > 10 and not _is_categorical([g.cfg[colour_by] for g in shown])
+    )
+    norm = mpl.colors.LogNorm(vs.min(), vs.max()) if log else mpl.colors.Normalize(vs.min(), vs.max())
+    cmap = mpl.colormaps["viridis"]
+  for i, g in enumerate(shown):
+    colour = cmap(norm(float(g.cfg[colour_by]))) if cmap is not None else f"C{i % 10}"
+    label = _cfg_label(g.cfg, names, categories) or "loss"
+    if g.ok < g.seeds:
+      label += f" ({g.ok} of {g.seeds} seeds finite)"
+    ax.plot(steps, g.curve, lw=1, color=colour, label=_wrap(label))
+    if g.band is not None:
+      ax.fill_between(steps, *g.band, color=colour, alpha=0.2, lw=0)
+  ax.set_xlabel("step")
+  ax.set_ylabel("training loss (mean over seeds)" if seeds > 1 else "training loss")
+  finite = np.asarray(result.losses)[np.isfinite(result.losses)]
+  ax.set_yscale("log" if finite.size and np.all(finite > 0) else "linear")
+  if colour_by is not None:
+    import matplotlib as mpl
+
+    bar = ax.figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    bar.set_label(colour_by)
+  elif shown:
+    title = f"mean of {seeds} seeds, band: min-max" if seeds > 1 else None
+    _legend_outside(ax, title=title, title_fontsize="small")
+
+
+def _distinct(groups, name) -> list:
+  return sorted({g.cfg[name] for g in groups})
+
+
+def _sweep_score(ax, groups, names, name, mode, categories):
+  xs = _distinct(groups, name)
+  categorical = _is_categorical(xs)
+  pos = {v: (i if categorical else float(v)) for i, v in enumerate(xs)}
+  others = [k for k in names if k != name]
+  combos = sorted({tuple(g.cfg[k] for k in others) for g in groups})
+  if len(combos) <= _MAX_LEGEND:
+    lines = [
+      (
+        _cfg_label(dict(zip(others, c)), others, categories),
+        [g for g in groups if tuple(g.cfg[k] for k in others) == c],
+      )
+      for c in combos
+    ]
+  else:  # too many lines to tell apart: the best over the other hyperparameters at each value
+    best = [_best_of([g for g in groups if g.cfg[name] == v], mode) for v in xs]
+    lines = [(f"best over {', '.join(others)}", [g for g in best if g is not None])]
+  for i, (label, members) in enumerate(lines):
+    members = sorted((g for g in members if g.ok), key=lambda g: pos[g.cfg[name]])
+    if not members:
+      continue
+    x = [pos[g.cfg[name]] for g in members]
+    y = [g.score for g in members]
+    err = None
+    if any(g.score_range is not None for g in members):
+      err = np.array([[g.score - (g.score_range or (g.score,) * 2)[0] for g in members],
+                      [(g.score_range or (g.score,) * 2)[1] - g.score for g in members]])  # fmt: skip
+    ax.errorbar(
+      x, y, yerr=err, fmt="o-", ms=4, lw=1, capsize=2, color=f"C{i % 10}", label=_wrap(label) or None
+    )
+  bad = [g for g in groups if not g.ok]
+  if bad:
+    good = [g.score for g in groups if g.ok]
+    top = (max(good) if mode == "min" else min(good)) if good else 0.0  # the worst end of the axis
+    ax.scatter(
+      [pos[g.cfg[name]] for g in bad], [top] * len(bad), marker="x", color="C3", label="invalid / diverged"
+    )
+  if categorical:
+    ax.set_xticks(range(len(xs)), [_fmt(name, v, categories) for v in xs])
+  elif xs and np.all(np.asarray(xs, float) > 0) and max(xs) / min(xs) > 10:
+    ax.set_xscale("log")
+  ax.set_xlabel(name)
+  if any(label for label, _ in lines) or bad:
+    _legend_outside(ax)

@@ -15,7 +15,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from lr_jax import schedules, tasks
+import lr_jax
+from lr_jax import cli, schedules, tasks
 from lr_jax.cli import main
 
 
@@ -59,6 +60,93 @@ def test_plot_overlays_groups_and_defaults_steps_to_total_steps(capsys):
   np.testing.assert_allclose(rows[:, 1], [(1 + math.cos(math.pi * s / 20)) / 2 for s in t], atol=1e-6)
   tri2 = [0.1 + 0.9 * max(0, 1 - abs(s / 5 - 2 * (s // 10) - 1)) / 2 ** (s // 10) for s in t]
   np.testing.assert_allclose(rows[:, 2], tri2, atol=1e-6)
+
+
+@pytest.fixture
+def saved(monkeypatch):
+  """``{file name: Axes}`` of every figure the CLI saves (kept open for inspection)."""
+  figures = {}
+  real = cli._save
+
+  def keep(ax, path):
+    figures[Path(path).name] = ax
+    real(ax, path)  # savefig draws: the layout (and so every position checked below) is the PNG's
+
+  monkeypatch.setattr(cli, "_save", keep)
+  return figures
+
+
+def legend_of(ax):
+  return ax.get_legend() or (ax.figure.legends[0] if ax.figure.legends else None)
+
+
+def assert_legend_off_the_axes(ax):
+  box, axes_box = legend_of(ax).get_window_extent(), ax.get_window_extent()
+  assert box.x0 >= axes_box.x1 or box.y1 <= axes_box.y0 or box.y0 >= axes_box.y1, (box, axes_box)
+
+
+def test_plot_draws_every_group_with_its_own_label(capsys, saved, tmp_path):
+  base = ["base_value=0.001", "max_value=0.006", "step_size_up=2000"]
+  argv = ["plot", "cyclic", *base, "mode=triangular", "+", "cyclic", *base, "mode=triangular2", "+",
+          "warmup", 'schedule={"name": "constant", "value": 1}', "warmup_steps=5", "+",
+          "warmup", 'schedule={"name": "cosine_annealing", "init_value": 1, "total_steps": 50}', "warmup_steps=5",
+          "+", "constant", "value=0.5", "+", "constant", "value=0.5", "--out", str(tmp_path / "x.png")]  # fmt: skip
+  assert run(capsys, *argv)[0] == 0
+  ax = saved["x.png"]
+  lines = ax.get_lines()
+  assert len(lines) == 6  # was 4: groups with the same label were one dict entry
+  texts = [t.get_text().replace("\n  ", " ") for t in legend_of(ax).get_texts()]
+  assert len(set(texts)) == 6
+  assert any("mode=triangular)" in t for t in texts) and any("mode=triangular2)" in t for t in texts)
+  assert any("schedule=constant(value=1)" in t for t in texts)
+  assert any("schedule=cosine_annealing(init_value=1" in t for t in texts)
+  assert texts[-1].endswith("[2]")
+  assert lines[0].get_xdata()[-1] == 12000  # default: three cycles of the cyclic schedule
+  assert not np.array_equal(lines[0].get_ydata(), lines[1].get_ydata())
+  assert_legend_off_the_axes(ax)
+
+
+def test_plot_labels_momentum_as_momentum(capsys, saved, tmp_path):
+  assert (
+    run(capsys, "plot", "one_cycle_momentum", "total_steps=100", "--out", str(tmp_path / "m.png"))[0] == 0
+  )
+  ax = saved["m.png"]
+  assert ax.get_ylabel() == "momentum" and ax.get_xlabel() == "step"
+  argv = [
+    "plot",
+    *ONE_CYCLE,
+    "+",
+    "one_cycle_momentum",
+    "total_steps=100",
+    "--out",
+    str(tmp_path / "both.png"),
+  ]
+  assert run(capsys, *argv)[0] == 0
+  ax = saved["both.png"]
+  twins = [a for a in ax.figure.axes if a is not ax]
+  assert ax.get_ylabel() == "learning rate" and [a.get_ylabel() for a in twins] == ["momentum"]
+  np.testing.assert_allclose(twins[0].get_lines()[0].get_ydata()[0], 0.95)
+  assert_legend_off_the_axes(ax)
+
+
+def test_readme_error_example(capsys):
+  text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+  block = text.split("```text\n$ lr-jax plot cosine_annealing total_steps=100\n")[1].split("```")[0]
+  rc, out, err = run(capsys, "plot", "cosine_annealing", "total_steps=100")
+  assert rc == 2 and out == "" and err == block  # one line, exactly as the README shows it
+
+
+def test_version(capsys):
+  assert main(["--version"]) == 0
+  assert capsys.readouterr().out.strip() == f"lr-jax {lr_jax.__version__}"
+
+
+def test_sweep_with_one_step_runs(capsys):
+  rc, out, err = run(
+    capsys, "sweep", *LINREG[:2], "--steps", "1", "--schedule", "constant", "--peak", "0.1:1:2"
+  )
+  assert rc == 0, err
+  assert len(out.splitlines()) == 5 and "best: peak" in out
 
 
 def test_plot_writes_a_png(capsys, tmp_path):
@@ -110,18 +198,37 @@ def test_sweep_on_linreg_matches_a_numpy_loop(capsys, tmp_path):
       g = np.array([2 * np.mean(r * xb[t % 10]), 2 * np.mean(r)])
       buf = g if t == 0 else 0.9 * buf + g
       p = p - peak * (1 + math.cos(math.pi * t / 30)) / 2 * buf
-    final = np.mean((p[0] * xb[0] + p[1] - yb[0]) ** 2)  # the next batch of the cycle: 30 % 10
-    np.testing.assert_allclose(float(row[1]), final, rtol=1e-3, atol=1e-4)  # printed with 4 decimals
+    train = np.mean([np.mean((p[0] * xb[k] + p[1] - yb[k]) ** 2) for k in range(10)])  # every batch
+    np.testing.assert_allclose(float(row[1]), train, rtol=1e-3, atol=1e-4)  # printed with 4 decimals
     np.testing.assert_allclose(float(row[2]), np.mean((p[0] * xt + p[1] - yt) ** 2), rtol=1e-3, atol=1e-4)
-  assert "best: peak" in out
+  assert "best: peak" in out and "lowest test mse" in out  # an error: lower is better
+  best = min(rows, key=lambda r: float(r[2]))
+  assert f"best: peak {float(best[0]):.3g} " in out
   assert_png(tmp_path / "sw" / "sweep.png")
   assert "![sweep](sweep.png)" in (tmp_path / "sw" / "sweep.md").read_text()
 
 
-def test_demo_tiny(capsys, tmp_path):
+def test_demo_tiny(capsys, tmp_path, saved):
   out_dir = tmp_path / "demo"
   rc, out, err = run(capsys, "demo", "--out", str(out_dir), "--steps", "12")
   assert rc == 0, err
+  # The sweep figure ranks as the text does: by test accuracy, highest first.
+  best = next(line for line in out.splitlines() if line.startswith("best:"))
+  assert "highest test accuracy" in best
+  name, peak = best.split("best: ")[1].split(" (")[0].split(", peak ")
+  left, right = saved["sweep.png"].figure.axes[:2]
+  overall = [ln.get_label() for ln in left.get_lines() if "(best overall)" in ln.get_label()]
+  assert overall == [f"{name}, peak {peak} (best overall)"]
+  assert right.get_ylabel() == "test accuracy (higher is better)"
+  rows = {
+    r.split()[0]: [float(v) for v in r.split()[1:]] for r in out.split("test accuracy  ")[1].splitlines()[1:6]
+  }
+  for ln in right.get_lines():
+    if ln.get_label() in rows:  # the plotted accuracies are the printed ones
+      np.testing.assert_allclose(ln.get_ydata(), rows[ln.get_label()], atol=6e-5)
+  assert max(max(v) for v in rows.values()) == pytest.approx(
+    float(best.split(": ")[2].split(",")[0]), abs=1e-4
+  )
   for name in ("fixed 0.5", "step decay", "exponential decay", "1/t decay"):
     line = next(row for row in out.splitlines() if row.startswith(name))
     m, b = (float(v) for v in line.split()[-2:])
@@ -162,6 +269,16 @@ LINREG = ["--task", "linreg", "--steps", "10"]
     (["plot", "peak_value=1"], ["expected a schedule name before 'peak_value=1'"]),
     (["plot", *ONE_CYCLE, "+"], ["empty schedule group"]),
     (["plot", *ONE_CYCLE, "--steps", "0", "--table"], ["--steps must be >= 1"]),
+    (["plot", "cosine_annealing", "total_steps=100"],
+     ["cosine_annealing: missing required argument 'init_value'", "init_value=VALUE"]),
+    (["plot", "warmup", 'schedule={"name": "cosine_annealing", "total_steps": 9}', "warmup_steps=2"],
+     ["cosine_annealing: missing required argument 'init_value'"]),
+    (["plot", "warmup", "warmup_steps=2"], ["warmup: missing required argument 'schedule'"]),
+    (["find", "--task", "linreg", "--steps", "0"], ["num_steps", "num_steps=0"]),
+    (["find", "--task", "linreg", "--steps", "1"], ["num_steps", "num_steps=1"]),
+    (["sweep", *LINREG[:2], "--steps", "0", "--schedule", "constant", "--peak", "0.1:1:2"], ["--steps must be >= 1"]),
+    (["demo", "--steps", "0", "--out", "{dir}/d"], ["--steps must be >= 10, got --steps=0"]),
+    (["demo", "--steps", "1", "--out", "{dir}/d"], ["--steps must be >= 10, got --steps=1"]),
     (["plot", *ONE_CYCLE, "--steps", "x"], ["argument --steps: invalid int value: 'x'"]),
     (["plot", *ONE_CYCLE, "--out", "{file}/x.png"], ["cannot write --out", "does not exist"]),
     (["plot", *ONE_CYCLE, "--out", "{dir}"], ["cannot write --out", "is a directory"]),
