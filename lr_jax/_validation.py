@@ -8,14 +8,15 @@ killing the sweep.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import numbers
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -145,3 +146,99 @@ def flag(value, *, fn: str, name: str) -> bool:
   if not isinstance(value, (bool, np.bool_)):
     raise ValueError(f"{fn}: `{name}` must be True or False, got {name}={value!r}.")
   return bool(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Declared constraints: one declaration gives both the eager ValueError and the traced NaN lane.
+
+
+def _np_or_jnp(*values):
+  return jnp if is_traced(values) else np
+
+
+def is_whole(v):
+  """``v`` is a whole number (elementwise; NumPy for concrete values, ``jnp`` for traced ones)."""
+  return _np_or_jnp(v).round(v) == v
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  """One constraint on one or more hyperparameters, declared once.
+
+  ``test(*values)`` (the values of ``names``, in order) returns a boolean or a boolean array; it must
+  work on Python/NumPy values and on tracers alike (use operators, or ``is_whole`` and friends).
+  ``must`` is the sentence of the error (```step_size` must be > 0``). ``when(values)`` (a dict of
+  every field) says statically whether the rule applies, e.g. only in one mode.
+
+  :func:`check_rules` raises the eager ``ValueError`` from it; :func:`rules_ok` gives the traced
+  validity that :func:`poison` folds into the rates.
+  """
+
+  names: tuple[str, ...]
+  test: Callable[..., Any]
+  must: str
+  when: Callable[[Mapping[str, Any]], bool] | None = None
+
+  def applies(self, values: Mapping[str, Any]) -> bool:
+    return self.when is None or bool(self.when(values))
+
+  def holds(self, values: Mapping[str, Any]):
+    return self.test(*(values[n] for n in self.names))
+
+
+class Bound(NamedTuple):
+  """A single-parameter constraint, written next to its field: ``hyper(rules=(gt(0),))``."""
+
+  test: Callable[[Any], Any]
+  must: str  # completes "`name` ...", e.g. "must be > 0"
+
+  def rule(self, name: str) -> Rule:
+    return Rule((name,), self.test, f"`{name}` {self.must}")
+
+
+def gt(x) -> Bound:
+  return Bound(lambda v: v > x, f"must be > {x}")
+
+
+def ge(x) -> Bound:
+  return Bound(lambda v: v >= x, f"must be >= {x}")
+
+
+def between(lo, hi, *, open_lo: bool = False, open_hi: bool = False) -> Bound:
+  """``lo <= v <= hi`` (strict at an open end), written as the interval: ``must be in (0, 1]``."""
+
+  def test(v):
+    return (v > lo if open_lo else v >= lo) & (v < hi if open_hi else v <= hi)
+
+  return Bound(test, f"must be in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}")
+
+
+WHOLE = Bound(is_whole, "must be a whole number")
+NONDECREASING = Bound(lambda v: v[..., 1:] >= v[..., :-1], "must be sorted (non-decreasing)")
+
+
+def check_rules(rules, values: Mapping[str, Any], *, fn: str) -> None:
+  """Raises ``ValueError`` for the first applicable rule that fails on concrete values.
+
+  A rule that reads a traced value is skipped here: :func:`rules_ok` checks it in the traced lane.
+  """
+  for r in rules:
+    if not r.applies(values):
+      continue
+    vals = {n: values[n] for n in r.names}
+    if is_traced(list(vals.values())):
+      continue
+    check(r.holds(values), fn=fn, must=r.must, **vals)
+
+
+def rules_ok(rules, values: Mapping[str, Any], finite=()):
+  """The traced-safe validity of ``rules`` (and of the finiteness of ``finite`` fields).
+
+  ``True`` when every value is concrete and valid; else one boolean (traced, or ``False``) for
+  :func:`poison`. Finiteness is checked only for traced values (concrete ones were checked by
+  :func:`number`), so one NaN or inf hyperparameter in a vmapped sweep also gives a NaN lane.
+  """
+  conds = [values[n] for n in finite if is_traced(values[n])]
+  conds = [jnp.isfinite(v) for v in conds]
+  conds += [r.holds(values) for r in rules if r.applies(values)]
+  return valid_all(*conds)

@@ -10,6 +10,7 @@ import numpy as np
 from lr_jax import schedules as S
 from lr_jax.optimizers import reduce_on_plateau
 
+
 def f32(x) -> float:
   """The value a float32 schedule really holds for the Python float ``x``."""
   return float(np.float32(x))
@@ -117,9 +118,12 @@ SCHEDULE_CASES = {
   ),
   "join": (
     S.__dict__.get("join"),
-    dict(schedules=[S.cosine_annealing(0.5, 10), S.cosine_annealing(1.0, 90)], boundaries=[10]),
-    dict(boundaries=[25]),
-    dict(boundaries=[-5]),
+    dict(
+      schedules=[S.cosine_annealing(0.5, 10), S.cosine_annealing(1.0, 30), S.step_decay(0.8, 7, 0.5)],
+      boundaries=[10, 40],
+    ),
+    dict(boundaries=[25, 30]),
+    dict(boundaries=[-5, 10]),
   ),
   "multiply": (
     S.__dict__.get("multiply"),
@@ -133,13 +137,85 @@ SCHEDULE_CASES = {
     dict(boundaries=[5, 60], values=[2.0, 0.2, 0.02]),
     dict(boundaries=[50, 10]),
   ),
+  "add": (
+    S.__dict__.get("add"),
+    dict(schedules=(S.cosine_annealing(1.0, 100), S.step_decay(0.5, 30, 0.5), 0.01)),
+    dict(),
+    dict(),
+  ),
+  "per_epoch": (
+    S.__dict__.get("per_epoch"),
+    dict(schedule=S.step_decay(1.0, 3, 0.5), steps_per_epoch=7),
+    dict(steps_per_epoch=3),
+    dict(steps_per_epoch=0),
+  ),
+  "linear_lr": (
+    S.__dict__.get("linear_lr"),
+    dict(base_value=0.3, start_factor=0.25, end_factor=1.0, total_iters=10),
+    dict(base_value=0.5, start_factor=0.5, end_factor=0.2, total_iters=4),
+    dict(start_factor=0.0, end_factor=1.5, total_iters=0),
+  ),
+  "constant_lr": (
+    S.__dict__.get("constant_lr"),
+    dict(base_value=0.3, factor=0.5, total_iters=10),
+    dict(base_value=0.1, factor=0.25, total_iters=3),
+    dict(factor=1.5, total_iters=0),
+  ),
+}
+
+# name -> overrides of SCHEDULE_CASES' kwargs that the eager constructor rejects (besides the `bads`
+# above and NaN/inf, added by the test). Between them they break every declared rule, which
+# tests/test_schedules_validation.py checks against the declarations.
+SCHEDULE_REJECTED = {
+  "constant": [],
+  "step_decay": [dict(step_size=-1), dict(gamma=0.0), dict(gamma=1.5)],
+  "multistep_decay": [
+    dict(milestones=[10.5, 20]),
+    dict(milestones=[-1, 20]),
+    dict(milestones=[80, 30]),
+    dict(gamma=0.0),
+    dict(gamma=1e30),
+  ],
+  "exponential_decay": [dict(gamma=1.5), dict(decay_steps=-2)],
+  "inverse_time_decay": [dict(decay_rate=-1e-3), dict(decay_steps=-1)],
+  "polynomial_decay": [dict(total_steps=-5), dict(power=-0.5)],
+  "linear": [dict(total_steps=-1)],
+  "cosine_annealing": [dict(total_steps=-5)],
+  "cosine_warm_restarts": [dict(period=0.5), dict(period_mult=0.9)],
+  "cyclic": [
+    dict(step_size_down=-1),
+    dict(gamma=1.5),
+    dict(base_value=2.0),  # above max_value
+  ],
+  "one_cycle": [
+    dict(total_steps=100.5),
+    dict(pct_start=0.0),
+    dict(pct_start=1.0),
+    dict(final_div_factor=0.0),
+  ],
+  "one_cycle_momentum": [
+    dict(total_steps=60.5),
+    dict(pct_start=1.0),
+    dict(base_momentum=-0.1),
+    dict(max_momentum=1.5),
+  ],
+  "warmup": [dict(mode="exponential", init_value=0.0)],
+  "inverse_sqrt": [dict(warmup_steps=-0.5)],
+  "warmup_stable_decay": [dict(total_steps=20), dict(warmup_steps=-1), dict(decay_steps=-3)],
+  "join": [dict(boundaries=[40, 10])],
+  "multiply": [],
+  "piecewise_constant": [dict(boundaries=[10, 5])],
+  "add": [],
+  "per_epoch": [dict(steps_per_epoch=2.5), dict(steps_per_epoch=-7)],
+  "linear_lr": [dict(start_factor=1.5), dict(end_factor=-0.1), dict(total_iters=2.5)],
+  "constant_lr": [dict(factor=-0.1), dict(total_iters=2.5)],
 }
 
 
 def build(ctor, kwargs):
-  """Calls a constructor; ``multiply`` takes its schedules positionally."""
+  """Calls a constructor; ``multiply`` and ``add`` take their schedules positionally."""
   kw = dict(kwargs)
-  if "schedules" in kw and ctor.__name__ == "multiply":
+  if "schedules" in kw and ctor.__name__ in ("multiply", "add"):
     return ctor(*kw.pop("schedules"), **kw)
   return ctor(**kw)
 

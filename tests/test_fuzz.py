@@ -184,7 +184,7 @@ def test_fuzz_schedule_constructor(name, data):
   kwargs = _draw_kwargs(data, good, extra_wrong=WRONG_SCHEDULES, alts=SCHEDULE_CASES[name][2])
   STATS[name]["examples"] += 1
   try:
-    if name == "multiply":
+    if name in ("multiply", "add"):
       s = (
         ctor(*kwargs.pop("schedules"), **kwargs)
         if isinstance(kwargs["schedules"], (list, tuple))

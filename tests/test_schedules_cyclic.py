@@ -32,7 +32,6 @@ def torch_formula(t, base, peak, up, down, mode, gamma):
   return base + (peak - base) * scale * f
 
 
-
 hyper = st.fixed_dictionaries(
   dict(
     base=st.floats(1e-4, 1.0).map(f32),
@@ -42,7 +41,7 @@ hyper = st.fixed_dictionaries(
     mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
     gamma=st.floats(0.9, 1.0).map(f32),
   )
-)
+).map(lambda h: {**h, "base": min(h["base"], h["peak"]), "peak": max(h["base"], h["peak"])})  # base <= max
 
 
 def build(h):
@@ -144,6 +143,7 @@ def test_traced_invalid_lanes_are_nan():
     (dict(step_size_up=-2), r"cyclic: `step_size_up` must be > 0, got step_size_up=-2"),
     (dict(step_size_down=-1), r"cyclic: `step_size_down` must be >= 0, got step_size_down=-1"),
     (dict(base_value="a"), r"cyclic: `base_value` must be a number"),
+    (dict(base_value=2.0), r"cyclic: `base_value` must be <= `max_value`, got base_value=2.0, max_value=1.0"),
   ],
 )
 def test_invalid_values_raise(kwargs, match):

@@ -8,23 +8,51 @@ constructor registered under its name.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
-from typing import Any, Callable, ClassVar
+import numbers
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lr_jax._validation import Bound, Rule, check_rules, choice, flag, is_traced, number, rules_ok
+
 ArrayLike = Any
+_INT32_MAX = 2**31 - 1
+
+# class name -> how many times its ``__call__`` was traced by the eager-call cache (see ``Schedule.__call__``)
+TRACES: collections.Counter = collections.Counter()
 
 # public name -> validating constructor (filled by ``register``)
-REGISTRY: dict[str, Callable[..., "Schedule"]] = {}
+REGISTRY: dict[str, Callable[..., Schedule]] = {}
 
 
-def static_field(default=dataclasses.MISSING):
-  """A dataclass field that is pytree metadata (mode strings, booleans), not a leaf."""
-  return dataclasses.field(default=default, metadata={"static": True})
+def hyper(default=dataclasses.MISSING, *, rules: tuple[Bound, ...] = (), array: bool = False):
+  """A numeric hyperparameter (a pytree leaf) and its constraints, declared once.
+
+  ``rules`` (``gt(0)``, ``between(0, 1, open_lo=True)``, ``WHOLE``, ...) give both the eager
+  ``ValueError`` of ``Schedule.build`` and the traced NaN lane of ``Schedule.valid``. Every numeric
+  hyperparameter must also be finite (``number``). ``array=True``: a 1-D sequence (milestones).
+  """
+  kind = "array" if array else "number"
+  return dataclasses.field(default=default, metadata={"kind": kind, "bounds": tuple(rules)})
+
+
+def static_field(default=dataclasses.MISSING, *, options: tuple[str, ...] | None = None):
+  """A dataclass field that is pytree metadata (mode strings, booleans), not a leaf.
+
+  With ``options`` it is a mode string checked by ``choice``; with a ``bool`` default a flag.
+  """
+  return dataclasses.field(default=default, metadata={"static": True, "kind": "static", "options": options})
+
+
+def child(default=dataclasses.MISSING):
+  """A nested schedule (any ``step -> rate`` callable is wrapped by ``as_schedule``)."""
+  return dataclasses.field(default=default, metadata={"kind": "schedule"})
 
 
 def schedule_class(cls):
@@ -101,13 +129,122 @@ class Schedule:
   """
 
   name: ClassVar[str] = ""
+  # cross-field constraints (``Rule("base_value", ...)``); single-field ones sit on their ``hyper`` field
+  rules: ClassVar[tuple[Rule, ...]] = ()
+  __array_ufunc__ = None  # ``np.float32(2) * s`` defers to ``Schedule.__rmul__``
 
-  def __call__(self, step: ArrayLike) -> jax.Array:  # pragma: no cover - abstract
+  def _eval(self, step: ArrayLike) -> jax.Array:  # pragma: no cover - abstract
     raise NotImplementedError
 
+  def __call__(self, step: ArrayLike) -> jax.Array:
+    """The rates at ``step`` (a scalar or an array of steps; the result has its shape).
+
+    A concrete call runs one cached, jitted program per schedule structure (class, modes) and step
+    shape/dtype, so eager calls to log or plot cost microseconds instead of retracing
+    (``lax.cond``) every time; inside ``jit``/``vmap`` the rate is computed inline. Integer steps
+    beyond int32 (Python ints, NumPy/JAX int64 or unsigned arrays) are held at 2**31-1, the last
+    step every schedule is defined for, instead of wrapping around.
+    """
+    step = steps_in(step, fn=self.name)
+    if is_traced(step) or not self._jittable() or is_traced(self) or not self._checked():
+      return self._eval(step)
+    return _eval_jit(self, step)
+
+  def _checked(self) -> bool:
+    """Every hyperparameter of the tree is concrete and valid (checked once, in float64, and cached).
+
+    The jitted eager program then skips the NaN lane: a value valid in float64 may round to an
+    invalid one in float32 (``gamma=1e-300`` becomes 0), and must not turn a checked schedule NaN.
+    """
+    ok = self.__dict__.get("_valid_ok")
+    if ok is None:
+      ok = self.valid() is True and all(c._checked() for c in self.children())
+      object.__setattr__(self, "_valid_ok", ok)
+    return ok
+
+  def _jittable(self) -> bool:
+    ok = self.__dict__.get("_jit_ok")
+    if ok is None:  # a plain callable inside (FunctionSchedule) is run as is, never jitted
+      ok = all(c._jittable() for c in self.children())
+      object.__setattr__(self, "_jit_ok", ok)
+    return ok
+
+  def children(self) -> list[Schedule]:
+    """The schedules nested in this one (``warmup``'s inner schedule, ``join``'s pieces, ...)."""
+    out = []
+    for f in dataclasses.fields(self):
+      v = getattr(self, f.name)
+      out += [x for x in (v if isinstance(v, (tuple, list)) else (v,)) if isinstance(x, Schedule)]
+    return out
+
+  @classmethod
+  def declared_rules(cls) -> tuple[Rule, ...]:
+    """Every constraint of the class: the fields' ``hyper(rules=...)``, then the class's ``rules``."""
+    out = [b.rule(f.name) for f in dataclasses.fields(cls) for b in f.metadata.get("bounds", ())]
+    return tuple(out) + tuple(cls.rules)
+
+  @classmethod
+  def build(cls, fn: str, **kwargs) -> Schedule:
+    """Checks ``kwargs`` against the field declarations (types, then rules) and builds the schedule.
+
+    Concrete bad values raise ``ValueError`` naming ``fn``, the parameter and the value; rules that
+    read a traced value are left to ``valid()`` (NaN rates), so both come from one declaration.
+    """
+    values = {}
+    for f in dataclasses.fields(cls):
+      v = kwargs.get(f.name, f.default)
+      kind = f.metadata.get("kind")
+      if kind == "number":
+        v = number(v, fn=fn, name=f.name)
+      elif kind == "array":
+        v = vector(number(stack_traced(v), fn=fn, name=f.name, allow_array=True), fn=fn, name=f.name)
+      elif kind == "static" and f.metadata["options"] is not None:
+        v = choice(v, f.metadata["options"], fn=fn, name=f.name)
+      elif kind == "static" and isinstance(f.default, bool):
+        v = flag(v, fn=fn, name=f.name)
+      elif kind == "schedule":
+        v = as_schedule(v, fn=fn, name=f.name)
+      values[f.name] = v
+    check_rules(cls.declared_rules(), values, fn=fn)
+    return cls(**values)
+
   def valid(self):
-    """Traced-safe validity of the hyperparameters (``True`` or a boolean array)."""
-    return True
+    """Traced-safe validity of the hyperparameters (``True`` or a boolean array).
+
+    Derived from the same declarations as ``build``'s errors: every rule, and (for traced values)
+    finiteness of every numeric field.
+    """
+    if _TRUSTED:  # tracing the eager program of a schedule whose values were checked (``_checked``)
+      return True
+    fields = dataclasses.fields(self)
+    values = {f.name: getattr(self, f.name) for f in fields}
+    numeric = [f.name for f in fields if f.metadata.get("kind") in ("number", "array")]
+    return rules_ok(self.declared_rules(), values, finite=numeric)
+
+  # Arithmetic on schedule values: each gives a schedule (a pytree with a JSON config).
+  def __mul__(self, other):
+    return _arith("mul", self, other)
+
+  def __rmul__(self, other):
+    return _arith("mul", other, self)
+
+  def __add__(self, other):
+    return _arith("add", self, other)
+
+  def __radd__(self, other):
+    return _arith("add", other, self)
+
+  def __sub__(self, other):
+    return _arith("sub", self, other)
+
+  def __rsub__(self, other):
+    return _arith("sub", other, self)
+
+  def __truediv__(self, other):
+    return _arith("div", self, other)
+
+  def __neg__(self):
+    return _arith("mul", -1.0, self)
 
   def leaves(self) -> list:
     return jax.tree_util.tree_leaves(self)
@@ -126,6 +263,40 @@ class Schedule:
   def __repr__(self) -> str:
     args = ", ".join(f"{f.name}={_short(getattr(self, f.name))}" for f in dataclasses.fields(self))
     return f"{self.name}({args})"
+
+
+def _operand(x):
+  """A schedule operand of ``+ - * /``: a schedule or callable as is, a number as ``constant(x)``."""
+  from lr_jax.schedules._decay import constant
+
+  if isinstance(x, Schedule):
+    return x
+  if isinstance(x, (numbers.Real, np.ndarray, np.generic, jax.Array)):
+    return constant(x)
+  if callable(x):
+    return FunctionSchedule(x)
+  return None
+
+
+def _arith(op: str, a, b):
+  from lr_jax.schedules._compose import add, multiply
+  from lr_jax.schedules._decay import constant
+
+  if op == "div":  # s / x == s * (1 / x) for a number x; dividing by a schedule is not defined
+    if isinstance(b, Schedule) or callable(b) or _operand(b) is None:
+      return NotImplemented
+    b = number(b, fn="Schedule.__truediv__", name="divisor")
+    if not is_traced(b) and np.any(np.asarray(b) == 0):
+      raise ValueError(f"Schedule.__truediv__: `divisor` must be non-zero, got divisor={b!r}.")
+    return multiply(a, constant(1 / b))
+  x, y = _operand(a), _operand(b)
+  if x is None or y is None:
+    return NotImplemented
+  if op == "mul":
+    return multiply(x, y)
+  if op == "add":
+    return add(x, y)
+  return add(x, multiply(constant(-1.0), y))
 
 
 def _encode(v):
@@ -201,7 +372,10 @@ class FunctionSchedule(Schedule):
   fn: Callable = static_field()
   name: ClassVar[str] = "function"
 
-  def __call__(self, step):
+  def _jittable(self) -> bool:
+    return False
+
+  def _eval(self, step):
     return jnp.asarray(self.fn(step))
 
   def to_config(self) -> dict:
@@ -215,3 +389,70 @@ def as_schedule(s, *, fn: str, name: str) -> Schedule:
   if callable(s):
     return FunctionSchedule(s)
   raise ValueError(f"{fn}: `{name}` must be a schedule (a callable step -> rate), got {name}={s!r}.")
+
+
+_TRUSTED: list = []  # non-empty while tracing ``_eval_jit``
+
+
+@jax.jit
+def _eval_jit(schedule: Schedule, step) -> jax.Array:
+  """The one jitted evaluator behind eager calls; jit caches a program per treedef and step type.
+
+  Only called for schedules whose concrete hyperparameters were all checked (``Schedule._checked``),
+  so the traced NaN lane is left out of the program.
+  """
+  TRACES[type(schedule).__name__] += 1  # runs only while tracing: counts compilations, per class
+  _TRUSTED.append(True)
+  try:
+    return schedule._eval(step)
+  finally:
+    _TRUSTED.pop()
+
+
+def steps_in(step, *, fn: str):
+  """Checks a step argument and holds integer steps beyond int32 at 2**31-1 (never wraps them).
+
+  Python ints are clamped to the int32 range; integer arrays wider than int32 (NumPy or JAX int64,
+  uint32, uint64, traced or not) are clipped to ``[0, 2**31-1]`` and made int32 (steps below 0 count
+  as 0 anyway). Strings, booleans, complex numbers and other non-numbers raise ``ValueError``.
+  """
+  bad = f"{fn}: `step` must be a number or an array of numbers, got step={step!r}."
+  if isinstance(step, (bool, np.bool_)):
+    raise ValueError(bad)  # noqa: TRY004 - the library's contract: ValueError names fn, param, value
+  if isinstance(step, int):
+    return min(max(step, -_INT32_MAX - 1), _INT32_MAX)
+  if isinstance(step, float):
+    return step
+  if isinstance(step, (jax.Array, jax.core.Tracer)):
+    dt = step.dtype
+  else:
+    try:
+      arr = np.asarray(step)
+    except Exception as e:  # ragged lists, odd objects
+      raise ValueError(bad) from e
+    if arr.dtype == object and arr.size and all(isinstance(x, numbers.Integral) for x in arr.ravel()):
+      arr = np.clip(arr, 0, _INT32_MAX).astype(np.int32)  # Python ints beyond int64
+    step, dt = arr, arr.dtype
+  if dt.kind not in "iuf":
+    raise ValueError(bad)
+  if dt.kind in "iu" and (dt.itemsize > 4 or dt == np.uint32):
+    xp = jnp if isinstance(step, (jax.Array, jax.core.Tracer)) else np
+    return xp.clip(step, 0, _INT32_MAX).astype(xp.int32)
+  return step
+
+
+def stack_traced(x):
+  """A list or tuple holding tracers (``[w, 2 * w]`` inside jit) as one array; anything else as is."""
+  if isinstance(x, (list, tuple)) and is_traced(x):
+    dt = compute_dtype(x)
+    return jnp.stack([as_float(v, dt) for v in x]) if len(x) else jnp.zeros((0,), dt)
+  return x
+
+
+def vector(x, *, fn: str, name: str):
+  """Static check that a sequence hyperparameter is 1-D (shapes are static, so this may raise)."""
+  if jnp.ndim(x) != 1:
+    raise ValueError(
+      f"{fn}: `{name}` must be a 1-D sequence of numbers, got {name} with shape {jnp.shape(x)}."
+    )
+  return x

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lr_jax._validation import check, number, poison, valid_all
+from lr_jax._validation import NONDECREASING, WHOLE, ge, number, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
   as_float,
   as_schedule,
   as_step,
+  child,
+  hyper,
   register,
   schedule_class,
 )
-from lr_jax.schedules._steps import _nondecreasing, _split_step, _stack_traced
+from lr_jax.schedules._steps import _floor_div, _split_step
 
-__all__ = ["join", "multiply"]
+__all__ = ["add", "join", "multiply", "per_epoch"]
+
+
+def _term(s, *, fn: str):
+  """A term of ``multiply``/``add``: a number becomes ``constant(s)``; a callable is wrapped."""
+  from lr_jax.schedules._decay import constant
+
+  if isinstance(s, (numbers.Real, np.ndarray, np.generic, jax.Array)) and not isinstance(s, bool):
+    return constant(number(s, fn=fn, name="schedules"))
+  return as_schedule(s, fn=fn, name="schedules")
 
 
 def _piece(s: Schedule, t: jax.Array, dt) -> jax.Array:
@@ -32,13 +45,10 @@ class Join(Schedule):
   """See :func:`join`."""
 
   schedules: tuple
-  boundaries: ArrayLike
+  boundaries: ArrayLike = hyper(rules=(ge(0), NONDECREASING), array=True)
   name = "join"
 
-  def valid(self):
-    return valid_all(self.boundaries >= 0, _nondecreasing(self.boundaries))
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     step, bounds = jnp.asarray(step), jnp.asarray(self.boundaries)
     hi, lo = _split_step(step, dt)
@@ -101,19 +111,14 @@ def join(schedules: Sequence[Schedule | Callable], boundaries: ArrayLike) -> Joi
       f"{fn}: `schedules` must be a non-empty sequence of schedules, got schedules={schedules!r}."
     )
   schedules = tuple(as_schedule(s, fn=fn, name="schedules") for s in schedules)
-  boundaries = number(_stack_traced(boundaries), fn=fn, name="boundaries", allow_array=True)
-  if jnp.shape(boundaries) != (len(schedules) - 1,):
+  scalar = isinstance(boundaries, numbers.Real) or getattr(boundaries, "ndim", None) == 0
+  out = None if scalar else Join.build(fn, schedules=schedules, boundaries=boundaries)
+  if scalar or jnp.shape(out.boundaries) != (len(schedules) - 1,):
     raise ValueError(
       f"{fn}: `boundaries` must be a 1-D sequence of len(schedules) - 1 = {len(schedules) - 1} steps, "
-      f"got boundaries with shape {jnp.shape(boundaries)}."
+      f"got boundaries with shape {jnp.shape(boundaries if scalar else out.boundaries)}."
     )
-  check(
-    valid_all(boundaries >= 0, _nondecreasing(boundaries)),
-    fn=fn,
-    must="`boundaries` must be >= 0 and non-decreasing",
-    boundaries=boundaries,
-  )
-  return Join(schedules, boundaries)
+  return out
 
 
 @schedule_class
@@ -123,7 +128,7 @@ class Multiply(Schedule):
   schedules: tuple
   name = "multiply"
 
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     t = as_step(step, dt)
     rate = _piece(self.schedules[0], t, dt)
@@ -146,8 +151,8 @@ def multiply(*schedules: Schedule | Callable) -> Multiply:
   product only when every scheduler is recursive (``eta_min=0``), while this is always the product.
 
   Args:
-    *schedules: one or more lr_jax schedules or ``step -> rate`` callables (plain callables work but
-      cannot be serialized by ``to_config``).
+    *schedules: one or more lr_jax schedules, ``step -> rate`` callables (plain callables work but
+      cannot be serialized by ``to_config``) or numbers (as :func:`constant`; ``multiply(s, 0.5)``).
 
   Returns:
     A ``Multiply`` schedule (a pytree holding the factors as children).
@@ -168,4 +173,119 @@ def multiply(*schedules: Schedule | Callable) -> Multiply:
   fn = "multiply"
   if not schedules:
     raise ValueError(f"{fn}: `schedules` must hold at least one schedule, got schedules=().")
-  return Multiply(tuple(as_schedule(s, fn=fn, name="schedules") for s in schedules))
+  return Multiply(tuple(_term(s, fn=fn) for s in schedules))
+
+
+@schedule_class
+class Add(Schedule):
+  """See :func:`add`."""
+
+  schedules: tuple
+  name = "add"
+
+  def _eval(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    t = as_step(step, dt)
+    rate = _piece(self.schedules[0], t, dt)
+    for s in self.schedules[1:]:
+      rate = rate + _piece(s, t, dt)
+    return rate
+
+
+@register("add")
+def add(*schedules: Schedule | Callable) -> Add:
+  """The pointwise sum of schedules (what ``s + t`` and ``s - t`` build).
+
+  ::
+
+      lr(t) = s_1(t) + s_2(t) + ... + s_n(t)
+
+  Schedules support arithmetic with numbers and with each other: ``0.5 * s`` and ``s * t`` give
+  :func:`multiply`, ``s + t`` and ``s + 0.1`` give ``add``, ``s - t`` is ``add(s, multiply(constant(-1),
+  t))``, ``s / 2`` is ``multiply(s, constant(0.5))`` (a number becomes :func:`constant`). The results
+  are schedule values like any other: pytrees (the numbers are leaves, so they can be traced) with a
+  JSON config. PyTorch has no such operators (a ``LambdaLR`` writes them by hand).
+
+  Args:
+    *schedules: one or more lr_jax schedules, ``step -> rate`` callables (plain callables work but
+      cannot be serialized by ``to_config``) or numbers (as :func:`constant`).
+
+  Returns:
+    An ``Add`` schedule (a pytree holding the terms as children).
+
+  Raises:
+    ValueError: if no schedule is given or one is not callable.
+
+  References:
+    PyTorch, `LambdaLR
+    <https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.LambdaLR.html>`_ (the hand-written form).
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> cos = schedules.cosine_annealing(1.0, total_steps=4)
+    >>> lr = 0.5 * cos + 0.1
+    >>> print(*(f"{lr(t):.3f}" for t in range(5)))
+    0.600 0.527 0.350 0.173 0.100
+    >>> print(lr.to_config()["name"], f"{(cos / 2)(2):.2f}", f"{(cos - cos)(1):.2f}")
+    add 0.25 0.00
+  """
+  fn = "add"
+  if not schedules:
+    raise ValueError(f"{fn}: `schedules` must hold at least one schedule, got schedules=().")
+  return Add(tuple(_term(s, fn=fn) for s in schedules))
+
+
+@schedule_class
+class PerEpoch(Schedule):
+  """See :func:`per_epoch`."""
+
+  schedule: Schedule = child()
+  steps_per_epoch: ArrayLike = hyper(rules=(ge(1), WHOLE))
+  name = "per_epoch"
+
+  def _eval(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
+    step = jnp.asarray(step)
+    spe = as_float(self.steps_per_epoch, dt)
+    spe = jnp.where(spe >= 1, jnp.round(spe), 1)  # keeps an invalid lane finite before poisoning
+    epoch = _floor_div(step, spe, dt)  # exact for integer steps (a whole divisor)
+    if jnp.issubdtype(step.dtype, jnp.integer):
+      epoch = epoch.astype(jnp.int32)  # the inner schedule sees an integer epoch, as in PyTorch
+    return poison(_piece(self.schedule, epoch, dt), self.valid())
+
+
+@register("per_epoch")
+def per_epoch(schedule: Schedule | Callable, steps_per_epoch: ArrayLike) -> PerEpoch:
+  """A schedule stepped once per epoch: the rate is constant within an epoch.
+
+  With E = ``steps_per_epoch`` and s = ``schedule`` (counted in epochs)::
+
+      lr(t) = s(floor(t / E))
+
+  This is PyTorch's usual loop, ``scheduler.step()`` once after each epoch of ``E`` optimizer
+  steps: the rate of update t equals ``get_last_lr()`` after ``floor(t / E)`` scheduler steps. Pass
+  the result as the optimizer's ``learning_rate``: Optax counts updates, and this converts. Integer
+  steps give the inner schedule integer epochs (exact up to 2**31-1).
+
+  Args:
+    schedule: an lr_jax schedule or any ``epoch -> rate`` callable.
+    steps_per_epoch: optimizer updates per epoch; a whole number >= 1 (may be traced).
+
+  Returns:
+    A ``PerEpoch`` schedule (a pytree holding ``schedule`` as a child).
+
+  Raises:
+    ValueError: if ``steps_per_epoch`` is not a whole number >= 1 (traced: NaN rates), or
+      ``schedule`` is not callable.
+
+  References:
+    PyTorch, `How to adjust learning rate
+    <https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate>`_.
+
+  Examples:
+    >>> from lr_jax import schedules
+    >>> lr = schedules.per_epoch(schedules.step_decay(1.0, step_size=2, gamma=0.5), steps_per_epoch=3)
+    >>> print(*(f"{lr(t):.2f}" for t in range(0, 14, 2)))
+    1.00 1.00 1.00 0.50 0.50 0.50 0.25
+  """
+  return PerEpoch.build("per_epoch", schedule=schedule, steps_per_epoch=steps_per_epoch)

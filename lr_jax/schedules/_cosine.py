@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import check, number, poison, valid_all
-from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, register, schedule_class
+from lr_jax._validation import ge, gt, poison
+from lr_jax.schedules._base import ArrayLike, Schedule, as_float, as_step, hyper, register, schedule_class
 from lr_jax.schedules._steps import _remainder
 
 __all__ = ["cosine_annealing", "cosine_warm_restarts"]
@@ -18,15 +16,12 @@ __all__ = ["cosine_annealing", "cosine_warm_restarts"]
 class CosineAnnealing(Schedule):
   """See :func:`cosine_annealing`."""
 
-  init_value: ArrayLike
-  total_steps: ArrayLike
-  end_value: ArrayLike = 0.0
+  init_value: ArrayLike = hyper()
+  total_steps: ArrayLike = hyper(rules=(gt(0),))
+  end_value: ArrayLike = hyper(0.0)
   name = "cosine_annealing"
 
-  def valid(self):
-    return valid_all(self.total_steps > 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, total, end = (as_float(x, dt) for x in (self.init_value, self.total_steps, self.end_value))
     t = as_step(step, dt)
@@ -70,12 +65,9 @@ def cosine_annealing(
     >>> print(*(f"{lr(t):.2f}" for t in (0, 50, 100, 200)))
     1.00 0.50 0.00 0.00
   """
-  fn = "cosine_annealing"
-  init_value = number(init_value, fn=fn, name="init_value")
-  total_steps = number(total_steps, fn=fn, name="total_steps")
-  end_value = number(end_value, fn=fn, name="end_value")
-  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
-  return CosineAnnealing(init_value, total_steps, end_value)
+  return CosineAnnealing.build(
+    "cosine_annealing", init_value=init_value, total_steps=total_steps, end_value=end_value
+  )
 
 
 def _power_and_sum(m: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -146,22 +138,14 @@ def _remaining_fractional(t: jax.Array, period: jax.Array, mult: jax.Array) -> j
 class CosineWarmRestarts(Schedule):
   """See :func:`cosine_warm_restarts`."""
 
-  init_value: ArrayLike
-  period: ArrayLike
-  period_mult: ArrayLike = 1
-  end_value: ArrayLike = 0.0
+  init_value: ArrayLike = hyper()
+  period: ArrayLike = hyper(rules=(ge(1),))
+  period_mult: ArrayLike = hyper(1, rules=(ge(1),))
+  end_value: ArrayLike = hyper(0.0)
   name = "cosine_warm_restarts"
 
-  def valid(self):
-    return valid_all(self.period >= 1, self.period_mult >= 1)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
-    # About a hundred elementwise ops: one jitted call (inlined under an outer jit) instead of
-    # compiling each op separately on every new step shape in eager mode.
-    # The compute dtype is read outside (under x64, jit would make Python-float leaves float64).
-    return _warm_restarts_rate(self, step, self.dtype)
-
-  def _rate(self, step: ArrayLike, dt) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
+    dt = self.dtype
     init, period, mult, end = (
       as_float(x, dt) for x in (self.init_value, self.period, self.period_mult, self.end_value)
     )
@@ -189,11 +173,6 @@ class CosineWarmRestarts(Schedule):
     # (1 + cos(pi * T_cur / T_i)) / 2 == sin^2(pi/2 * (T_i - T_cur) / T_i): exact at cycle ends.
     rate = end + (init - end) * jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
     return poison(rate, self.valid())
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _warm_restarts_rate(schedule: CosineWarmRestarts, step: ArrayLike, dt) -> jax.Array:
-  return schedule._rate(step, dt)
 
 
 @register("cosine_warm_restarts")
@@ -241,11 +220,6 @@ def cosine_warm_restarts(
     >>> print(*(f"{lr(t):.2f}" for t in (0, 5, 10, 20, 30)))
     1.00 0.50 1.00 0.50 1.00
   """
-  fn = "cosine_warm_restarts"
-  init_value = number(init_value, fn=fn, name="init_value")
-  period = number(period, fn=fn, name="period")
-  period_mult = number(period_mult, fn=fn, name="period_mult")
-  end_value = number(end_value, fn=fn, name="end_value")
-  check(period >= 1, fn=fn, must="`period` must be >= 1", period=period)
-  check(period_mult >= 1, fn=fn, must="`period_mult` must be >= 1", period_mult=period_mult)
-  return CosineWarmRestarts(init_value, period, period_mult, end_value)
+  return CosineWarmRestarts.build(
+    "cosine_warm_restarts", init_value=init_value, period=period, period_mult=period_mult, end_value=end_value
+  )

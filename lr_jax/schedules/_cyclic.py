@@ -5,17 +5,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import check, choice, number, poison, valid_all
-from lr_jax.schedules._steps import _floor_div, _remainder
+from lr_jax._validation import Rule, between, ge, gt, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
   as_float,
   as_step,
+  hyper,
   register,
   schedule_class,
   static_field,
 )
+from lr_jax.schedules._steps import _floor_div, _remainder
 
 __all__ = ["cyclic"]
 
@@ -26,18 +27,16 @@ _MODES = ("triangular", "triangular2", "exp_range")
 class Cyclic(Schedule):
   """See :func:`cyclic`."""
 
-  base_value: ArrayLike
-  max_value: ArrayLike
-  step_size_up: ArrayLike = 2000
-  step_size_down: ArrayLike = 2000
-  mode: str = static_field("triangular")
-  gamma: ArrayLike = 1.0
+  base_value: ArrayLike = hyper()
+  max_value: ArrayLike = hyper()
+  step_size_up: ArrayLike = hyper(2000, rules=(gt(0),))
+  step_size_down: ArrayLike = hyper(2000, rules=(ge(0),))
+  mode: str = static_field("triangular", options=_MODES)
+  gamma: ArrayLike = hyper(1.0, rules=(between(0, 1, open_lo=True),))
   name = "cyclic"
+  rules = (Rule(("base_value", "max_value"), lambda b, m: b <= m, "`base_value` must be <= `max_value`"),)
 
-  def valid(self):
-    return valid_all(self.step_size_up > 0, self.step_size_down >= 0, self.gamma > 0, self.gamma <= 1)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     base, peak, up, down, gamma = (
       as_float(x, dt)
@@ -59,7 +58,7 @@ class Cyclic(Schedule):
     else:  # exp_range: gamma ** t per iteration
       scale = jnp.power(gamma, t)
     w = height * scale
-    rate = base * (1 - w) + peak * w  # exact at both ends, also when base >> max
+    rate = base * (1 - w) + peak * w  # exact at both ends, also when max >> base
     return poison(rate, self.valid())
 
 
@@ -89,10 +88,12 @@ def cyclic(
   ``1/2**(cycle-1)`` with cycles counted from 1; that is ``1/2**c`` here). Differences: no custom
   ``scale_fn`` (compose with :func:`multiply` instead), the momentum cycle is not produced, and
   ``gamma`` must be in (0, 1] (PyTorch accepts any value; ``gamma > 1`` overflows). ``gamma`` is
-  ignored by the triangular modes. ``step_size_down=0`` gives a sawtooth.
+  ignored by the triangular modes. ``step_size_down=0`` gives a sawtooth. Step sizes may be real
+  numbers, as in PyTorch (which takes ``float(step_size_up)``).
 
   Args:
-    base_value: lower bound of the cycle (the rate at step 0).
+    base_value: lower bound of the cycle (the rate at step 0); must be <= ``max_value`` (PyTorch
+      does not check; a base above the max would turn the cycle upside down).
     max_value: upper bound of the cycle (reached at step ``step_size_up`` in the first cycle).
     step_size_up: steps in the rising half of a cycle; must be > 0.
     step_size_down: steps in the falling half; must be >= 0. ``None`` means ``step_size_up``.
@@ -116,16 +117,12 @@ def cyclic(
     >>> print(*(f"{lr(t):.3f}" for t in range(9)))
     0.100 0.550 1.000 0.775 0.550 0.325 0.100 0.325 0.550
   """
-  fn = "cyclic"
-  base_value = number(base_value, fn=fn, name="base_value")
-  max_value = number(max_value, fn=fn, name="max_value")
-  step_size_up = number(step_size_up, fn=fn, name="step_size_up")
-  if step_size_down is None:
-    step_size_down = step_size_up
-  step_size_down = number(step_size_down, fn=fn, name="step_size_down")
-  mode = choice(mode, _MODES, fn=fn, name="mode")
-  gamma = number(gamma, fn=fn, name="gamma")
-  check(step_size_up > 0, fn=fn, must="`step_size_up` must be > 0", step_size_up=step_size_up)
-  check(step_size_down >= 0, fn=fn, must="`step_size_down` must be >= 0", step_size_down=step_size_down)
-  check(valid_all(gamma > 0, gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
-  return Cyclic(base_value, max_value, step_size_up, step_size_down, mode, gamma)
+  return Cyclic.build(
+    "cyclic",
+    base_value=base_value,
+    max_value=max_value,
+    step_size_up=step_size_up,
+    step_size_down=step_size_up if step_size_down is None else step_size_down,
+    mode=mode,
+    gamma=gamma,
+  )

@@ -11,24 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lr_jax._validation import check, flag, is_traced, number, poison, valid_all
-from lr_jax.schedules._steps import (
-  _decay_progress,
-  _floor_div,
-  _nondecreasing,
-  _passed,
-  _stack_traced,
-  _vector,
-)
+from lr_jax._validation import NONDECREASING, WHOLE, Rule, between, ge, gt, is_traced, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
   as_float,
   as_step,
+  hyper,
   register,
   schedule_class,
   static_field,
 )
+from lr_jax.schedules._steps import _decay_progress, _floor_div, _passed
 
 __all__ = [
   "constant",
@@ -50,13 +44,13 @@ __all__ = [
 class Constant(Schedule):
   """See :func:`constant`."""
 
-  value: ArrayLike
+  value: ArrayLike = hyper()
   name = "constant"
 
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     t = as_step(step, dt)
-    return as_float(self.value, dt) * jnp.ones_like(t)
+    return poison(as_float(self.value, dt) * jnp.ones_like(t), self.valid())
 
 
 @register("constant")
@@ -88,8 +82,7 @@ def constant(value: ArrayLike) -> Constant:
     >>> print(*(f"{lr(t):.2f}" for t in (0, 10, 1000)))
     0.10 0.10 0.10
   """
-  value = number(value, fn="constant", name="value")
-  return Constant(value)
+  return Constant.build("constant", value=value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,15 +93,12 @@ def constant(value: ArrayLike) -> Constant:
 class StepDecay(Schedule):
   """See :func:`step_decay`."""
 
-  init_value: ArrayLike
-  step_size: ArrayLike
-  gamma: ArrayLike = 0.1
+  init_value: ArrayLike = hyper()
+  step_size: ArrayLike = hyper(rules=(gt(0),))
+  gamma: ArrayLike = hyper(0.1, rules=(between(0, 1, open_lo=True),))
   name = "step_decay"
 
-  def valid(self):
-    return valid_all(self.step_size > 0, self.gamma > 0, self.gamma <= 1)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, size, gamma = (as_float(x, dt) for x in (self.init_value, self.step_size, self.gamma))
     size = jnp.where(size > 0, size, 1)  # keeps an invalid lane's arithmetic finite before poisoning
@@ -149,13 +139,7 @@ def step_decay(init_value: ArrayLike, step_size: ArrayLike, gamma: ArrayLike = 0
     >>> print(*(f"{lr(t):.2f}" for t in (0, 29, 30, 60)))
     1.00 1.00 0.10 0.01
   """
-  fn = "step_decay"
-  init_value = number(init_value, fn=fn, name="init_value")
-  step_size = number(step_size, fn=fn, name="step_size")
-  gamma = number(gamma, fn=fn, name="gamma")
-  check(step_size > 0, fn=fn, must="`step_size` must be > 0", step_size=step_size)
-  check((gamma > 0) & (gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
-  return StepDecay(init_value, step_size, gamma)
+  return StepDecay.build("step_decay", init_value=init_value, step_size=step_size, gamma=gamma)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,25 +150,19 @@ def step_decay(init_value: ArrayLike, step_size: ArrayLike, gamma: ArrayLike = 0
 class MultistepDecay(Schedule):
   """See :func:`multistep_decay`."""
 
-  init_value: ArrayLike
-  milestones: ArrayLike
-  gamma: ArrayLike = 0.1
+  init_value: ArrayLike = hyper()
+  milestones: ArrayLike = hyper(rules=(ge(0), WHOLE, NONDECREASING), array=True)
+  gamma: ArrayLike = hyper(0.1, rules=(gt(0),))
   name = "multistep_decay"
+  rules = (
+    Rule(
+      ("init_value", "milestones", "gamma"),
+      lambda init, milestones, gamma: _finite_peak(init, gamma, np.shape(milestones)[0]),
+      "`gamma` ** len(milestones) * |init_value| must stay finite in float32",
+    ),
+  )
 
-  def valid(self):
-    return valid_all(
-      self.gamma > 0, self.milestones >= 0, _nondecreasing(self.milestones), self._finite_peak()
-    )
-
-  def _finite_peak(self):
-    if not is_traced((self.init_value, self.gamma, self.milestones)):
-      return True  # checked eagerly by multistep_decay
-    n = jnp.shape(self.milestones)[0]
-    return jnp.isfinite(
-      jnp.abs(as_float(self.init_value, jnp.float32)) * jnp.power(as_float(self.gamma, jnp.float32), n)
-    )
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, milestones, gamma = (as_float(x, dt) for x in (self.init_value, self.milestones, self.gamma))
     # gamma ** (milestones passed) as a product of one factor per milestone (a duplicated milestone
@@ -192,6 +170,13 @@ class MultistepDecay(Schedule):
     # repeated multiplication.
     passed = _passed(step, milestones, dt, strict=False)  # drops at t == milestone
     return poison(init * jnp.prod(jnp.where(passed, gamma, 1), axis=-1), self.valid())
+
+
+def _finite_peak(init, gamma, n: int):
+  """``|init| * gamma ** n`` is finite in float32 (growth, ``gamma > 1``, may overflow)."""
+  if is_traced((init, gamma)):
+    return jnp.isfinite(jnp.abs(as_float(init, jnp.float32)) * jnp.power(as_float(gamma, jnp.float32), n))
+  return np.abs(np.float64(init)) * np.float64(gamma) ** n <= np.finfo(np.float32).max
 
 
 @register("multistep_decay")
@@ -229,32 +214,7 @@ def multistep_decay(init_value: ArrayLike, milestones: ArrayLike, gamma: ArrayLi
     >>> print(*(f"{lr(t):.2f}" for t in (0, 29, 30, 79, 80)))
     1.00 1.00 0.10 0.10 0.01
   """
-  fn = "multistep_decay"
-  init_value = number(init_value, fn=fn, name="init_value")
-  milestones = _vector(
-    number(_stack_traced(milestones), fn=fn, name="milestones", integer=True, allow_array=True),
-    fn=fn,
-    name="milestones",
-  )
-  gamma = number(gamma, fn=fn, name="gamma")
-  check(milestones >= 0, fn=fn, must="`milestones` must be >= 0", milestones=milestones)
-  check(
-    _nondecreasing(milestones),
-    fn=fn,
-    must="`milestones` must be sorted (non-decreasing)",
-    milestones=milestones,
-  )
-  check(gamma > 0, fn=fn, must="`gamma` must be > 0", gamma=gamma)
-  if not is_traced((init_value, milestones, gamma)):  # growth (gamma > 1) must stay finite in float32
-    peak = np.abs(np.float64(init_value)) * np.float64(gamma) ** np.shape(milestones)[0]
-    check(
-      peak <= np.finfo(np.float32).max,
-      fn=fn,
-      must="`gamma` ** len(milestones) * |init_value| must stay finite in float32",
-      gamma=gamma,
-      milestones=milestones,
-    )
-  return MultistepDecay(init_value, milestones, gamma)
+  return MultistepDecay.build("multistep_decay", init_value=init_value, milestones=milestones, gamma=gamma)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,16 +225,13 @@ def multistep_decay(init_value: ArrayLike, milestones: ArrayLike, gamma: ArrayLi
 class ExponentialDecay(Schedule):
   """See :func:`exponential_decay`."""
 
-  init_value: ArrayLike
-  gamma: ArrayLike
-  decay_steps: ArrayLike = 1
+  init_value: ArrayLike = hyper()
+  gamma: ArrayLike = hyper(rules=(between(0, 1, open_lo=True),))
+  decay_steps: ArrayLike = hyper(1, rules=(gt(0),))
   staircase: bool = static_field(False)
   name = "exponential_decay"
 
-  def valid(self):
-    return valid_all(self.gamma > 0, self.gamma <= 1, self.decay_steps > 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, gamma, ds = (as_float(x, dt) for x in (self.init_value, self.gamma, self.decay_steps))
     p = _decay_progress(step, ds, dt, self.staircase)
@@ -324,14 +281,9 @@ def exponential_decay(
     >>> print(*(f"{stairs(t):.3f}" for t in (0, 9, 10, 20)))
     1.000 1.000 0.500 0.250
   """
-  fn = "exponential_decay"
-  init_value = number(init_value, fn=fn, name="init_value")
-  gamma = number(gamma, fn=fn, name="gamma")
-  decay_steps = number(decay_steps, fn=fn, name="decay_steps")
-  staircase = flag(staircase, fn=fn, name="staircase")
-  check((gamma > 0) & (gamma <= 1), fn=fn, must="`gamma` must be in (0, 1]", gamma=gamma)
-  check(decay_steps > 0, fn=fn, must="`decay_steps` must be > 0", decay_steps=decay_steps)
-  return ExponentialDecay(init_value, gamma, decay_steps, staircase)
+  return ExponentialDecay.build(
+    "exponential_decay", init_value=init_value, gamma=gamma, decay_steps=decay_steps, staircase=staircase
+  )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,16 +294,13 @@ def exponential_decay(
 class InverseTimeDecay(Schedule):
   """See :func:`inverse_time_decay`."""
 
-  init_value: ArrayLike
-  decay_rate: ArrayLike
-  decay_steps: ArrayLike = 1
+  init_value: ArrayLike = hyper()
+  decay_rate: ArrayLike = hyper(rules=(ge(0),))
+  decay_steps: ArrayLike = hyper(1, rules=(gt(0),))
   staircase: bool = static_field(False)
   name = "inverse_time_decay"
 
-  def valid(self):
-    return valid_all(self.decay_rate >= 0, self.decay_steps > 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, rate, ds = (as_float(x, dt) for x in (self.init_value, self.decay_rate, self.decay_steps))
     rate = jnp.maximum(rate, 0)  # keeps an invalid lane finite before poisoning
@@ -396,14 +345,13 @@ def inverse_time_decay(
     >>> print(*(f"{lr(t):.3f}" for t in (0, 10, 20, 100)))
     1.000 0.667 0.500 0.167
   """
-  fn = "inverse_time_decay"
-  init_value = number(init_value, fn=fn, name="init_value")
-  decay_rate = number(decay_rate, fn=fn, name="decay_rate")
-  decay_steps = number(decay_steps, fn=fn, name="decay_steps")
-  staircase = flag(staircase, fn=fn, name="staircase")
-  check(decay_rate >= 0, fn=fn, must="`decay_rate` must be >= 0", decay_rate=decay_rate)
-  check(decay_steps > 0, fn=fn, must="`decay_steps` must be > 0", decay_steps=decay_steps)
-  return InverseTimeDecay(init_value, decay_rate, decay_steps, staircase)
+  return InverseTimeDecay.build(
+    "inverse_time_decay",
+    init_value=init_value,
+    decay_rate=decay_rate,
+    decay_steps=decay_steps,
+    staircase=staircase,
+  )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,16 +362,13 @@ def inverse_time_decay(
 class PolynomialDecay(Schedule):
   """See :func:`polynomial_decay`."""
 
-  init_value: ArrayLike
-  total_steps: ArrayLike
-  end_value: ArrayLike = 0.0
-  power: ArrayLike = 1.0
+  init_value: ArrayLike = hyper()
+  total_steps: ArrayLike = hyper(rules=(gt(0),))
+  end_value: ArrayLike = hyper(0.0)
+  power: ArrayLike = hyper(1.0, rules=(ge(0),))
   name = "polynomial_decay"
 
-  def valid(self):
-    return valid_all(self.total_steps > 0, self.power >= 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, total, end, power = (
       as_float(x, dt) for x in (self.init_value, self.total_steps, self.end_value, self.power)
@@ -470,14 +415,9 @@ def polynomial_decay(
     >>> print(*(f"{lr(t):.2f}" for t in (0, 50, 100, 200)))
     1.00 0.25 0.00 0.00
   """
-  fn = "polynomial_decay"
-  init_value = number(init_value, fn=fn, name="init_value")
-  total_steps = number(total_steps, fn=fn, name="total_steps")
-  end_value = number(end_value, fn=fn, name="end_value")
-  power = number(power, fn=fn, name="power")
-  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
-  check(power >= 0, fn=fn, must="`power` must be >= 0", power=power)
-  return PolynomialDecay(init_value, total_steps, end_value, power)
+  return PolynomialDecay.build(
+    "polynomial_decay", init_value=init_value, total_steps=total_steps, end_value=end_value, power=power
+  )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -488,15 +428,12 @@ def polynomial_decay(
 class Linear(Schedule):
   """See :func:`linear`."""
 
-  init_value: ArrayLike
-  end_value: ArrayLike
-  total_steps: ArrayLike
+  init_value: ArrayLike = hyper()
+  end_value: ArrayLike = hyper()
+  total_steps: ArrayLike = hyper(rules=(gt(0),))
   name = "linear"
 
-  def valid(self):
-    return valid_all(self.total_steps > 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, end, total = (as_float(x, dt) for x in (self.init_value, self.end_value, self.total_steps))
     total = jnp.where(total > 0, total, 1)
@@ -542,12 +479,7 @@ def linear(init_value: ArrayLike, end_value: ArrayLike, total_steps: ArrayLike) 
     >>> print(*(f"{lr(t):.2f}" for t in (0, 5, 10, 20)))
     0.10 0.55 1.00 1.00
   """
-  fn = "linear"
-  init_value = number(init_value, fn=fn, name="init_value")
-  end_value = number(end_value, fn=fn, name="end_value")
-  total_steps = number(total_steps, fn=fn, name="total_steps")
-  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
-  return Linear(init_value, end_value, total_steps)
+  return Linear.build("linear", init_value=init_value, end_value=end_value, total_steps=total_steps)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -558,14 +490,11 @@ def linear(init_value: ArrayLike, end_value: ArrayLike, total_steps: ArrayLike) 
 class PiecewiseConstant(Schedule):
   """See :func:`piecewise_constant`."""
 
-  boundaries: ArrayLike
-  values: ArrayLike
+  boundaries: ArrayLike = hyper(rules=(NONDECREASING,), array=True)
+  values: ArrayLike = hyper(array=True)
   name = "piecewise_constant"
 
-  def valid(self):
-    return valid_all(_nondecreasing(self.boundaries))
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     boundaries, values = as_float(self.boundaries, dt), as_float(self.values, dt)
     passed = _passed(step, boundaries, dt, strict=True)  # a boundary step keeps the old value (Keras)
@@ -612,21 +541,10 @@ def piecewise_constant(boundaries: ArrayLike, values: ArrayLike) -> PiecewiseCon
     1.00 1.00 0.50 0.50 0.10
   """
   fn = "piecewise_constant"
-  boundaries = _vector(
-    number(_stack_traced(boundaries), fn=fn, name="boundaries", allow_array=True), fn=fn, name="boundaries"
-  )
-  values = _vector(
-    number(_stack_traced(values), fn=fn, name="values", allow_array=True), fn=fn, name="values"
-  )
-  if jnp.shape(values)[0] != jnp.shape(boundaries)[0] + 1:
+  s = PiecewiseConstant.build(fn, boundaries=boundaries, values=values)
+  if jnp.shape(s.values)[0] != jnp.shape(s.boundaries)[0] + 1:
     raise ValueError(
-      f"{fn}: `values` must have one more entry than `boundaries`, got {jnp.shape(values)[0]} values "
-      f"and {jnp.shape(boundaries)[0]} boundaries."
+      f"{fn}: `values` must have one more entry than `boundaries`, got {jnp.shape(s.values)[0]} values "
+      f"and {jnp.shape(s.boundaries)[0]} boundaries."
     )
-  check(
-    _nondecreasing(boundaries),
-    fn=fn,
-    must="`boundaries` must be sorted (non-decreasing)",
-    boundaries=boundaries,
-  )
-  return PiecewiseConstant(boundaries, values)
+  return s

@@ -5,12 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import check, choice, flag, number, poison, valid_all
+from lr_jax._validation import WHOLE, between, gt, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
   as_float,
   as_step,
+  hyper,
   register,
   schedule_class,
   static_field,
@@ -61,25 +62,16 @@ def _phases(t, total, pct, three_phase: bool, anneal: str, values):
 class OneCycle(Schedule):
   """See :func:`one_cycle`."""
 
-  peak_value: ArrayLike
-  total_steps: ArrayLike
-  pct_start: ArrayLike = 0.3
-  anneal: str = static_field("cos")
-  div_factor: ArrayLike = 25.0
-  final_div_factor: ArrayLike = 1e4
+  peak_value: ArrayLike = hyper()
+  total_steps: ArrayLike = hyper(rules=(gt(0), WHOLE))
+  pct_start: ArrayLike = hyper(0.3, rules=(between(0, 1, open_lo=True, open_hi=True),))
+  anneal: str = static_field("cos", options=_ANNEALS)
+  div_factor: ArrayLike = hyper(25.0, rules=(gt(0),))
+  final_div_factor: ArrayLike = hyper(1e4, rules=(gt(0),))
   three_phase: bool = static_field(False)
   name = "one_cycle"
 
-  def valid(self):
-    return valid_all(
-      self.total_steps > 0,
-      self.pct_start > 0,
-      self.pct_start < 1,
-      self.div_factor > 0,
-      self.final_div_factor > 0,
-    )
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     peak, total, pct, div, final_div = (
       as_float(x, dt)
@@ -99,26 +91,15 @@ class OneCycle(Schedule):
 class OneCycleMomentum(Schedule):
   """See :func:`one_cycle_momentum`."""
 
-  total_steps: ArrayLike
-  pct_start: ArrayLike = 0.3
-  anneal: str = static_field("cos")
-  base_momentum: ArrayLike = 0.85
-  max_momentum: ArrayLike = 0.95
+  total_steps: ArrayLike = hyper(rules=(gt(0), WHOLE))
+  pct_start: ArrayLike = hyper(0.3, rules=(between(0, 1, open_lo=True, open_hi=True),))
+  anneal: str = static_field("cos", options=_ANNEALS)
+  base_momentum: ArrayLike = hyper(0.85, rules=(between(0, 1),))
+  max_momentum: ArrayLike = hyper(0.95, rules=(between(0, 1),))
   three_phase: bool = static_field(False)
   name = "one_cycle_momentum"
 
-  def valid(self):
-    return valid_all(
-      self.total_steps > 0,
-      self.pct_start > 0,
-      self.pct_start < 1,
-      self.base_momentum >= 0,
-      self.base_momentum <= 1,
-      self.max_momentum >= 0,
-      self.max_momentum <= 1,
-    )
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     total, pct, lo, hi = (
       as_float(x, dt) for x in (self.total_steps, self.pct_start, self.base_momentum, self.max_momentum)
@@ -129,18 +110,6 @@ class OneCycleMomentum(Schedule):
       values = [(hi, lo), (lo, hi)]
     rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values)
     return poison(rate, self.valid())
-
-
-def _common(fn, total_steps, pct_start, anneal, three_phase):
-  total_steps = number(total_steps, fn=fn, name="total_steps")
-  pct_start = number(pct_start, fn=fn, name="pct_start")
-  anneal = choice(anneal, _ANNEALS, fn=fn, name="anneal")
-  three_phase = flag(three_phase, fn=fn, name="three_phase")
-  check(total_steps > 0, fn=fn, must="`total_steps` must be > 0", total_steps=total_steps)
-  check(
-    valid_all(pct_start > 0, pct_start < 1), fn=fn, must="`pct_start` must be in (0, 1)", pct_start=pct_start
-  )
-  return total_steps, pct_start, anneal, three_phase
 
 
 @register("one_cycle")
@@ -178,7 +147,7 @@ def one_cycle(
 
   Args:
     peak_value: the highest rate (PyTorch's ``max_lr``).
-    total_steps: length of the cycle; must be > 0.
+    total_steps: length of the cycle; a whole number > 0 (PyTorch's int ``total_steps``).
     pct_start: fraction of the cycle spent warming up; must be in (0, 1).
     anneal: ``"cos"`` or ``"linear"`` (PyTorch's ``anneal_strategy``).
     div_factor: initial = peak_value / div_factor; must be > 0.
@@ -201,14 +170,16 @@ def one_cycle(
     >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 6, 9, 20)))
     0.20 0.60 1.00 0.43 0.00 0.00
   """
-  fn = "one_cycle"
-  peak_value = number(peak_value, fn=fn, name="peak_value")
-  total_steps, pct_start, anneal, three_phase = _common(fn, total_steps, pct_start, anneal, three_phase)
-  div_factor = number(div_factor, fn=fn, name="div_factor")
-  final_div_factor = number(final_div_factor, fn=fn, name="final_div_factor")
-  check(div_factor > 0, fn=fn, must="`div_factor` must be > 0", div_factor=div_factor)
-  check(final_div_factor > 0, fn=fn, must="`final_div_factor` must be > 0", final_div_factor=final_div_factor)
-  return OneCycle(peak_value, total_steps, pct_start, anneal, div_factor, final_div_factor, three_phase)
+  return OneCycle.build(
+    "one_cycle",
+    peak_value=peak_value,
+    total_steps=total_steps,
+    pct_start=pct_start,
+    anneal=anneal,
+    div_factor=div_factor,
+    final_div_factor=final_div_factor,
+    three_phase=three_phase,
+  )
 
 
 @register("one_cycle_momentum")
@@ -236,7 +207,7 @@ def one_cycle_momentum(
   through ``optax.inject_hyperparams``. Past N - 1 it holds the final value where PyTorch raises.
 
   Args:
-    total_steps: length of the cycle; must be > 0.
+    total_steps: length of the cycle; a whole number > 0.
     pct_start: fraction of the cycle spent warming up the rate; must be in (0, 1).
     anneal: ``"cos"`` or ``"linear"``.
     base_momentum: the lowest momentum (at the rate's peak); must be in [0, 1].
@@ -262,20 +233,12 @@ def one_cycle_momentum(
     0.950 0.900 0.850 0.907 0.950
     >>> opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=m)
   """
-  fn = "one_cycle_momentum"
-  total_steps, pct_start, anneal, three_phase = _common(fn, total_steps, pct_start, anneal, three_phase)
-  base_momentum = number(base_momentum, fn=fn, name="base_momentum")
-  max_momentum = number(max_momentum, fn=fn, name="max_momentum")
-  check(
-    valid_all(base_momentum >= 0, base_momentum <= 1),
-    fn=fn,
-    must="`base_momentum` must be in [0, 1]",
+  return OneCycleMomentum.build(
+    "one_cycle_momentum",
+    total_steps=total_steps,
+    pct_start=pct_start,
+    anneal=anneal,
     base_momentum=base_momentum,
-  )
-  check(
-    valid_all(max_momentum >= 0, max_momentum <= 1),
-    fn=fn,
-    must="`max_momentum` must be in [0, 1]",
     max_momentum=max_momentum,
+    three_phase=three_phase,
   )
-  return OneCycleMomentum(total_steps, pct_start, anneal, base_momentum, max_momentum, three_phase)

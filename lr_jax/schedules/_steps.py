@@ -10,8 +10,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import is_traced
-from lr_jax.schedules._base import ArrayLike, as_float, as_step, compute_dtype
+from lr_jax.schedules._base import ArrayLike, as_step
+from lr_jax.schedules._base import stack_traced as _stack_traced  # noqa: F401 - re-exported
+from lr_jax.schedules._base import vector as _vector  # noqa: F401 - re-exported
 
 
 def _nondecreasing(x):
@@ -137,20 +138,3 @@ def _decay_progress(step: ArrayLike, decay_steps: jax.Array, dt, staircase: bool
   """
   ds = jnp.where(decay_steps > 0, decay_steps, 1)
   return _floor_div(step, ds, dt) if staircase else as_step(step, dt) / ds
-
-
-def _stack_traced(x):
-  """A list or tuple holding tracers (``[w, 2 * w]`` inside jit) as one array; anything else as is."""
-  if isinstance(x, (list, tuple)) and is_traced(x):
-    dt = compute_dtype(x)
-    return jnp.stack([as_float(v, dt) for v in x]) if len(x) else jnp.zeros((0,), dt)
-  return x
-
-
-def _vector(x, *, fn: str, name: str):
-  """Static check that a sequence hyperparameter is 1-D (shapes are static, so this may raise)."""
-  if jnp.ndim(x) != 1:
-    raise ValueError(
-      f"{fn}: `{name}` must be a 1-D sequence of numbers, got {name} with shape {jnp.shape(x)}."
-    )
-  return x

@@ -7,13 +7,14 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import check, choice, number, poison, valid_all
+from lr_jax._validation import Rule, ge, gt, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
   as_float,
-  as_schedule,
   as_step,
+  child,
+  hyper,
   register,
   schedule_class,
   static_field,
@@ -35,18 +36,21 @@ def _safe_div(num, den):
 class Warmup(Schedule):
   """See :func:`warmup`."""
 
-  schedule: Schedule
-  warmup_steps: ArrayLike
-  init_value: ArrayLike = 0.0
-  mode: str = static_field("linear")
+  schedule: Schedule = child()
+  warmup_steps: ArrayLike = hyper(rules=(ge(0),))
+  init_value: ArrayLike = hyper(0.0)
+  mode: str = static_field("linear", options=_WARMUP_MODES)
   name = "warmup"
+  rules = (
+    Rule(
+      ("init_value",),
+      gt(0).test,
+      '`init_value` must be > 0 with mode="exponential"',
+      when=lambda v: v["mode"] == "exponential",
+    ),
+  )
 
-  def valid(self):
-    if self.mode == "exponential":
-      return valid_all(self.warmup_steps >= 0, self.init_value > 0)
-    return valid_all(self.warmup_steps >= 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     w, init = as_float(self.warmup_steps, dt), as_float(self.init_value, dt)
     t = as_step(step, dt)
@@ -106,31 +110,20 @@ def warmup(
     >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 4, 9, 14)))
     0.00 0.25 0.50 1.00 0.50 0.00
   """
-  fn = "warmup"
-  schedule = as_schedule(schedule, fn=fn, name="schedule")
-  warmup_steps = number(warmup_steps, fn=fn, name="warmup_steps")
-  init_value = number(init_value, fn=fn, name="init_value")
-  mode = choice(mode, _WARMUP_MODES, fn=fn, name="mode")
-  check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
-  if mode == "exponential":
-    check(
-      init_value > 0, fn=fn, must='`init_value` must be > 0 with mode="exponential"', init_value=init_value
-    )
-  return Warmup(schedule, warmup_steps, init_value, mode)
+  return Warmup.build(
+    "warmup", schedule=schedule, warmup_steps=warmup_steps, init_value=init_value, mode=mode
+  )
 
 
 @schedule_class
 class InverseSqrt(Schedule):
   """See :func:`inverse_sqrt`."""
 
-  peak_value: ArrayLike
-  warmup_steps: ArrayLike
+  peak_value: ArrayLike = hyper()
+  warmup_steps: ArrayLike = hyper(rules=(ge(0),))
   name = "inverse_sqrt"
 
-  def valid(self):
-    return valid_all(self.warmup_steps >= 0)
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     peak, w = as_float(self.peak_value, dt), as_float(self.warmup_steps, dt)
     t = as_step(step, dt)
@@ -175,31 +168,29 @@ def inverse_sqrt(peak_value: ArrayLike, warmup_steps: ArrayLike) -> InverseSqrt:
     >>> print(*(f"{lr(t):.2f}" for t in (0, 2, 4, 16, 64)))
     0.00 0.50 1.00 0.50 0.25
   """
-  fn = "inverse_sqrt"
-  peak_value = number(peak_value, fn=fn, name="peak_value")
-  warmup_steps = number(warmup_steps, fn=fn, name="warmup_steps")
-  check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
-  return InverseSqrt(peak_value, warmup_steps)
+  return InverseSqrt.build("inverse_sqrt", peak_value=peak_value, warmup_steps=warmup_steps)
 
 
 @schedule_class
 class WarmupStableDecay(Schedule):
   """See :func:`warmup_stable_decay`."""
 
-  peak_value: ArrayLike
-  total_steps: ArrayLike
-  warmup_steps: ArrayLike
-  decay_steps: ArrayLike
-  end_value: ArrayLike = 0.0
-  decay: str = static_field("linear")
+  peak_value: ArrayLike = hyper()
+  total_steps: ArrayLike = hyper()
+  warmup_steps: ArrayLike = hyper(rules=(ge(0),))
+  decay_steps: ArrayLike = hyper(rules=(gt(0),))
+  end_value: ArrayLike = hyper(0.0)
+  decay: str = static_field("linear", options=_DECAYS)
   name = "warmup_stable_decay"
+  rules = (
+    Rule(
+      ("warmup_steps", "decay_steps", "total_steps"),
+      lambda w, d, n: w + d <= n,
+      "`warmup_steps + decay_steps` must be <= `total_steps`",
+    ),
+  )
 
-  def valid(self):
-    return valid_all(
-      self.warmup_steps >= 0, self.decay_steps > 0, self.warmup_steps + self.decay_steps <= self.total_steps
-    )
-
-  def __call__(self, step: ArrayLike) -> jax.Array:
+  def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     peak, total, w, d, end = (
       as_float(x, dt)
@@ -273,21 +264,12 @@ def warmup_stable_decay(
     >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 6, 7, 9, 10, 20)))
     0.00 0.50 1.00 1.00 0.75 0.25 0.00 0.00
   """
-  fn = "warmup_stable_decay"
-  peak_value = number(peak_value, fn=fn, name="peak_value")
-  total_steps = number(total_steps, fn=fn, name="total_steps")
-  warmup_steps = number(warmup_steps, fn=fn, name="warmup_steps")
-  decay_steps = number(decay_steps, fn=fn, name="decay_steps")
-  end_value = number(end_value, fn=fn, name="end_value")
-  decay = choice(decay, _DECAYS, fn=fn, name="decay")
-  check(warmup_steps >= 0, fn=fn, must="`warmup_steps` must be >= 0", warmup_steps=warmup_steps)
-  check(decay_steps > 0, fn=fn, must="`decay_steps` must be > 0", decay_steps=decay_steps)
-  check(
-    warmup_steps + decay_steps <= total_steps,
-    fn=fn,
-    must="`warmup_steps + decay_steps` must be <= `total_steps`",
+  return WarmupStableDecay.build(
+    "warmup_stable_decay",
+    peak_value=peak_value,
+    total_steps=total_steps,
     warmup_steps=warmup_steps,
     decay_steps=decay_steps,
-    total_steps=total_steps,
+    end_value=end_value,
+    decay=decay,
   )
-  return WarmupStableDecay(peak_value, total_steps, warmup_steps, decay_steps, end_value, decay)
