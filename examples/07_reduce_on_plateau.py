@@ -6,8 +6,12 @@ Once per evaluation (an epoch) with value v (PyTorch's rule, ``mode="min"``, rel
     best = v and num_bad = 0 if improved, else num_bad += 1
     if num_bad > patience:  scale *= factor;  num_bad = 0
 
-``optimizers.reduce_on_plateau`` is an Optax transformation: chain it after an optimizer and pass the
-loss as ``value=`` to ``update``; ``state.scale`` is the multiplier now in force.
+``optimizers.reduce_on_plateau`` is an Optax transformation: chain it after an optimizer. PyTorch's loop
+(an epoch of updates, then ``sched.step(val_loss)``) is ``state = optimizers.plateau_step(state, val)``
+once per epoch, with ``update`` called without ``value``; ``optimizers.current_lr(state)`` is the rate
+the next update uses (``get_last_lr()``). The per-update form passes the loss as ``value=`` to
+``update`` and averages ``accumulation_steps`` of them per evaluation; ``state.scale`` is the
+multiplier now in force.
 
 Run: python examples/07_reduce_on_plateau.py --steps 600 [--figure reduce_on_plateau.png]
 """
@@ -69,6 +73,25 @@ def main(argv=None):
     f"halved after epochs {drops}"
   )
 
+  # PyTorch's epoch loop: 9 mini-batches of updates, then the loss on a held-out batch -> plateau_step.
+  tx = optax.chain(optimizers.sgd(0.5), optimizers.reduce_on_plateau(factor=0.5, patience=3))
+  update = jax.jit(lambda p, s, b: _sgd_step(tx, p, s, b))
+  evaluate = jax.jit(lambda p: tasks.linreg_loss(p, (xb[-1], yb[-1])))
+  plateau_step = jax.jit(optimizers.plateau_step)
+  params = tasks.linreg_init()
+  state = tx.init(params)
+  lrs = []
+  for _ in range(args.steps // STEPS_PER_EPOCH):
+    for i in range(STEPS_PER_EPOCH - 1):
+      params, state = update(params, state, (xb[i], yb[i]))
+    state = plateau_step(state, evaluate(params))  # PyTorch: scheduler.step(val_loss)
+    lrs.append(float(optimizers.current_lr(state)))  # PyTorch: scheduler.get_last_lr()[0]
+  print(
+    f"epoch loop, sgd(0.5) + plateau_step(validation loss, 0.5, patience=3), {len(lrs)} epochs: "
+    f"m = {params['m']:.4f}, b = {params['b']:.4f}, current_lr every 10 epochs: "
+    + " ".join(f"{lr:.6g}" for lr in lrs[9::10])
+  )
+
   if args.figure:
     import matplotlib
 
@@ -90,6 +113,12 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(args.figure, dpi=90)
   return 0
+
+
+def _sgd_step(tx, params, state, batch):
+  grads = jax.grad(tasks.linreg_loss)(params, batch)
+  updates, state = tx.update(grads, state, params)  # no value=: the scale in force is applied
+  return optax.apply_updates(params, updates), state
 
 
 if __name__ == "__main__":

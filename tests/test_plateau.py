@@ -113,10 +113,17 @@ def test_value_must_be_scalar():
     tx.update(_grads(0), tx.init(PARAMS), value=jnp.ones(3))
 
 
-def test_value_is_required():
-  tx = reduce_on_plateau()
-  with pytest.raises(TypeError, match="value"):
-    tx.update(_grads(0), tx.init(PARAMS))
+def test_update_without_value_only_applies_the_scale_in_force():
+  tx = reduce_on_plateau(factor=0.5, patience=0)
+  state = tx.init(PARAMS)
+  _, state = tx.update(_grads(0), state, value=1.0)
+  _, state = tx.update(_grads(1), state, value=2.0)  # a bad evaluation: the scale halves
+  before = state
+  updates, state = tx.update(_grads(2), state)
+  chex.assert_trees_all_close(updates, jax.tree.map(lambda g: 0.5 * g, _grads(2)))
+  assert int(state.count) == 3
+  for name in ("scale", "best", "num_bad", "cooldown_counter", "acc_sum", "acc_count"):
+    assert float(getattr(state, name)) == float(getattr(before, name)), name
 
 
 # ----------------------------------------------------------------------------- tracing: jit, scan, vmap
@@ -472,3 +479,134 @@ def test_traced_invalid_poisons_the_updates_and_the_initial_scale():
   assert all(np.isnan(np.asarray(u)).all() for u in jax.tree.leaves(updates))
   init_scale, updates = run(jnp.float32(0.5))
   assert float(init_scale) == 1.0
+
+
+# ------------------------------------------------------------------- plateau_step and current_lr
+
+
+def _wrapped_states():
+  """One optimizer per wrapper, each with a reduce_on_plateau inside; (name, tx)."""
+  O = optimizers
+  plateau = lambda: O.reduce_on_plateau(factor=0.5, patience=0)
+  base = lambda: optax.chain(O.sgd(0.1), plateau())
+  return {
+    "chain": base(),
+    "inject_hyperparams": optax.chain(optax.inject_hyperparams(O.sgd)(learning_rate=0.1), plateau()),
+    "multi_steps": optax.MultiSteps(base(), every_k_schedule=2),
+    "skip_nonfinite": O.skip_nonfinite(base()),
+    "apply_if_finite": optax.apply_if_finite(base(), 3),
+    "masked": optax.chain(optax.masked(O.sgd(0.1), {"w": True, "b": True}), plateau()),
+  }
+
+
+@pytest.mark.parametrize("name", list(_wrapped_states()))
+def test_plateau_step_and_current_lr_through_wrappers(name):
+  tx = _wrapped_states()[name]
+  state = tx.init(PARAMS)
+  assert float(optimizers.current_lr(state)) == pytest.approx(0.1)
+  step = jax.jit(optimizers.plateau_step)
+  state = step(state, 1.0)  # first value: an improvement
+  state = step(state, 2.0)  # bad, patience 0: halve
+  assert float(optimizers.current_lr(state)) == pytest.approx(0.05)
+  updates, state = tx.update(_grads(0), state, PARAMS)
+  if name != "multi_steps":  # MultiSteps holds the first micro-batch back
+    chex.assert_trees_all_close(updates, jax.tree.map(lambda g: -0.05 * g, _grads(0)), rtol=1e-6)
+  state = step(state, 3.0)
+  assert float(optimizers.current_lr(state)) == pytest.approx(0.025)
+
+
+def test_plateau_step_under_vmap_and_in_scan():
+  tx = optax.chain(optimizers.sgd(0.1), reduce_on_plateau(factor=0.5, patience=0))
+  states = jax.vmap(lambda _: tx.init(PARAMS))(jnp.arange(3))
+  values = jnp.array([[1.0, 1.0, 1.0], [1.0, 0.5, 0.25], [1.0, 2.0, 0.1]])  # per lane, per epoch
+
+  def run(state, vs):
+    return jax.lax.scan(lambda s, v: (optimizers.plateau_step(s, v), None), state, vs)[0]
+
+  out = jax.jit(jax.vmap(run))(states, values)
+  np.testing.assert_allclose(np.asarray(out[1].scale), [0.25, 1.0, 0.5])
+  np.testing.assert_allclose(np.asarray(jax.vmap(optimizers.current_lr)(out)), [0.025, 0.1, 0.05], rtol=1e-6)
+
+
+def test_plateau_step_leaves_count_and_accumulator_alone():
+  tx = reduce_on_plateau(accumulation_steps=3)
+  _, state = tx.update(_grads(0), tx.init(PARAMS), value=5.0)
+  after = optimizers.plateau_step(state, 1.0)
+  assert int(after.count) == 1 and float(after.acc_sum) == 5.0 and int(after.acc_count) == 1
+  assert float(after.best) == 1.0
+
+
+def test_plateau_step_errors():
+  with pytest.raises(ValueError, match=r"plateau_step: `opt_state` must hold a reduce_on_plateau state"):
+    optimizers.plateau_step(optimizers.sgd(0.1).init(PARAMS), 1.0)
+  tx = reduce_on_plateau()
+  with pytest.raises(ValueError, match=r"plateau_step: `value` must be a scalar"):
+    optimizers.plateau_step(tx.init(PARAMS), jnp.ones(2))
+
+
+def test_eps_skips_small_reductions_and_is_validated():
+  tx = reduce_on_plateau(factor=0.5, patience=0, eps=0.1)
+  state = tx.init(PARAMS)
+  scales = []
+  for _ in range(6):
+    state = optimizers.plateau_step(state, 1.0)
+    scales.append(float(state.scale))
+  assert scales == [1.0, 0.5, 0.25, 0.125, 0.125, 0.125]  # 0.125 -> 0.0625 is a cut of 0.0625 <= eps
+  with pytest.raises(ValueError, match=r"reduce_on_plateau: `eps` must be >= 0, got eps=-1"):
+    reduce_on_plateau(eps=-1.0)
+
+
+def test_current_lr_follows_lr_jax_schedules_and_plain_callables():
+  from lr_jax import schedules
+
+  sched = schedules.cosine_annealing(0.1, 10)
+  for lr in (sched, optax.cosine_decay_schedule(0.1, 10), lambda t: 0.1 / (1 + t)):
+    tx = optimizers.adam(lr)
+    state = tx.init(PARAMS)
+    update = jax.jit(tx.update)
+    for k in range(4):
+      np.testing.assert_allclose(float(optimizers.current_lr(state)), float(lr(k)), rtol=1e-6)
+      _, state = update(_grads(k), state, PARAMS)
+
+
+def test_current_lr_per_group_under_multi_transform():
+  tx = optax.chain(
+    optax.multi_transform(
+      {"fast": optimizers.sgd(0.1), "slow": optimizers.adam(0.01)}, {"w": "fast", "b": "slow"}
+    ),
+    reduce_on_plateau(factor=0.5, patience=0),
+  )
+  state = tx.init(PARAMS)
+  state = optimizers.plateau_step(optimizers.plateau_step(state, 1.0), 1.0)
+  lrs = optimizers.current_lr(state)
+  assert set(lrs) == {"fast", "slow"}
+  np.testing.assert_allclose([float(lrs["fast"]), float(lrs["slow"])], [0.05, 0.005], rtol=1e-6)
+
+
+def test_current_lr_inject_hyperparams_numeric_and_schedule():
+  tx = optax.inject_hyperparams(optimizers.sgd)(learning_rate=0.1)
+  state = tx.init(PARAMS)
+  state.hyperparams["learning_rate"] = jnp.asarray(0.02)  # changed by hand, as Optax documents
+  assert float(optimizers.current_lr(state)) == pytest.approx(0.02)
+  tx = optax.inject_hyperparams(optimizers.sgd)(learning_rate=optax.linear_schedule(0.1, 0.0, 10))
+  with pytest.raises(ValueError, match=r"current_lr: .*static_args=\('learning_rate',\)"):
+    optimizers.current_lr(tx.init(PARAMS))
+  tx = optax.inject_hyperparams(optimizers.sgd, static_args=("learning_rate",))(
+    learning_rate=optax.linear_schedule(0.1, 0.0, 10)
+  )
+  state = tx.init(PARAMS)
+  _, state = tx.update(_grads(0), state, PARAMS)
+  assert float(optimizers.current_lr(state)) == pytest.approx(0.09)
+
+
+def test_current_lr_without_a_learning_rate_raises():
+  with pytest.raises(ValueError, match="current_lr: found no learning rate"):
+    optimizers.current_lr(optax.chain(optax.adam(1e-3), reduce_on_plateau()).init(PARAMS))
+
+
+def test_learning_rate_state_keeps_float32_with_float32_params():
+  from lr_jax import schedules
+
+  state = optimizers.sgd(schedules.cosine_annealing(0.1, 10)).init(PARAMS)
+  dtypes = {x.dtype for x in jax.tree.leaves(state[1])}
+  assert dtypes <= {jnp.dtype(jnp.float32), jnp.dtype(jnp.int32)}

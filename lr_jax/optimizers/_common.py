@@ -53,13 +53,13 @@ def _scale_by_learning_rate(learning_rate) -> optax.GradientTransformation:
   ``optimizers.current_lr(state)`` can give the rate of the next update without the closure. The
   updates are computed from the closure, exactly as Optax does.
   """
-  from lr_jax.optimizers._state import ScaleByLearningRateState, stored_learning_rate  # no import cycle
+  from lr_jax.optimizers._state import ScaleByLearningRateState, real_dtype, stored_learning_rate  # no cycle
 
   scheduled = callable(learning_rate)
 
   def init_fn(params):
-    del params
-    return ScaleByLearningRateState(jnp.zeros([], jnp.int32), stored_learning_rate(learning_rate))
+    stored = stored_learning_rate(learning_rate, real_dtype(params))
+    return ScaleByLearningRateState(jnp.zeros([], jnp.int32), stored)
 
   def update_fn(updates, state, params=None):
     del params

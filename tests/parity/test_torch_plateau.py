@@ -31,7 +31,14 @@ RTOL = 1e-5  # float32 scale vs PyTorch's float64 lr (a few ulp after repeated n
 ATOL = 1e-30  # a float32 scale underflows to 0 after ~38 reductions by 0.1, where float64 still holds 1e-40
 PAD = 48  # sequences are padded to this length so one compiled scan serves every test
 # reduce_on_plateau's defaults (PyTorch's, plus accumulation_steps), passed explicitly so that all are traced
-_DEFAULTS = dict(factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_scale=0.0, accumulation_steps=1)
+_DEFAULTS = {
+  "factor": 0.1,
+  "patience": 10,
+  "threshold": 1e-4,
+  "cooldown": 0,
+  "min_scale": 0.0,
+  "accumulation_steps": 1,
+}
 
 
 def torch_scales(
@@ -357,3 +364,121 @@ def test_training_trajectory_matches_torch_sgd_with_plateau():
   assert_scales(float(state[1].scale), sched.get_last_lr()[0] / 0.1)
   assert float(state[1].scale) < 1.0
   np.testing.assert_allclose(np.asarray(params), p.detach().numpy(), rtol=1e-5, atol=1e-6)  # float32 sums
+
+
+# ------------------------------------------------------------- the epoch loop: plateau_step per epoch
+
+EPOCH_LR, EPOCH_STEPS = 0.1, 4
+_X = np.random.default_rng(1).normal(size=(EPOCH_STEPS * 4, 3))
+_Y = _X @ np.array([1.0, -2.0, 0.5]) + 0.3
+
+
+def _epoch_loop_torch(values, **kw):
+  """SGD(lr=0.1) on a linear model; ``sched.step(values[e])`` after each epoch; lr and params per update."""
+  w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+  opt = torch.optim.SGD([w], lr=EPOCH_LR)
+  sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+  lrs, ws = [], []
+  for e, v in enumerate(values):
+    for i in range(EPOCH_STEPS):
+      opt.zero_grad()
+      x, y = torch.tensor(_X[4 * i : 4 * i + 4]), torch.tensor(_Y[4 * i : 4 * i + 4])
+      ((x @ w - y) ** 2).mean().backward()
+      lrs.append(opt.param_groups[0]["lr"])  # the rate this update uses
+      opt.step()
+      ws.append(w.detach().numpy().copy())
+    sched.step(v)
+  return np.array(lrs), np.array(ws)
+
+
+def _epoch_loop_jax(values, **kw):
+  from lr_jax import optimizers
+
+  tx = optax.chain(optimizers.sgd(EPOCH_LR), reduce_on_plateau(**kw))
+  w = jnp.zeros(3, jnp.float64)
+  state = tx.init(w)
+
+  @jax.jit
+  def step(w, state, x, y):
+    lr = optimizers.current_lr(state)  # the rate this update uses
+    g = jax.grad(lambda w: jnp.mean((x @ w - y) ** 2))(w)
+    updates, state = tx.update(g, state, w)
+    return optax.apply_updates(w, updates), state, lr
+
+  plateau_step = jax.jit(optimizers.plateau_step)
+  lrs, ws = [], []
+  for v in values:
+    for i in range(EPOCH_STEPS):
+      w, state, lr = step(w, state, jnp.asarray(_X[4 * i : 4 * i + 4]), jnp.asarray(_Y[4 * i : 4 * i + 4]))
+      lrs.append(float(lr))
+      ws.append(np.asarray(w))
+    state = plateau_step(state, v)  # val = evaluate(); state = plateau_step(state, val)
+  return np.array(lrs), np.array(ws)
+
+
+_LOSSES = [1.0, 0.75, 0.75, 0.75, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]
+_ACCS = [0.25, 0.5, 0.5, 0.5, 0.625, 0.625, 0.625, 0.625, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75]
+
+
+@pytest.mark.parametrize(
+  "values, torch_kw, jax_kw",
+  [
+    (_LOSSES, {"factor": 0.5, "patience": 1}, {"factor": 0.5, "patience": 1}),
+    (_ACCS, {"mode": "max", "factor": 0.5, "patience": 1}, {"mode": "max", "factor": 0.5, "patience": 1}),
+    (
+      _LOSSES,
+      {"threshold_mode": "abs", "threshold": 0.3, "factor": 0.5, "patience": 0},
+      {"threshold_mode": "abs", "threshold": 0.3, "factor": 0.5, "patience": 0},
+    ),
+    (
+      _ACCS,
+      {
+        "mode": "max",
+        "threshold_mode": "abs",
+        "threshold": 0.2,
+        "factor": 0.25,
+        "patience": 1,
+        "cooldown": 2,
+      },
+      {
+        "mode": "max",
+        "threshold_mode": "abs",
+        "threshold": 0.2,
+        "factor": 0.25,
+        "patience": 1,
+        "cooldown": 2,
+      },
+    ),
+    (
+      _LOSSES,
+      {"factor": 0.5, "patience": 0, "min_lr": 0.03},
+      {"factor": 0.5, "patience": 0, "min_scale": 0.3},
+    ),
+    # eps: PyTorch skips cuts of eps or less in lr units: 0.1 -> 0.05 -> 0.025 -> 0.0125, then no more
+    (_LOSSES, {"factor": 0.5, "patience": 0, "eps": 0.01}, {"factor": 0.5, "patience": 0, "eps": 0.1}),
+  ],
+  ids=["min-rel", "max-rel", "min-abs", "max-abs-cooldown", "min_lr", "eps"],
+)
+def test_epoch_loop_with_plateau_step_equals_torch_on_every_update(values, torch_kw, jax_kw):
+  with jax.enable_x64(True):
+    t_lr, t_w = _epoch_loop_torch(values, **{"eps": 0.0, **torch_kw})
+    j_lr, j_w = _epoch_loop_jax(values, **jax_kw)
+  cuts = np.flatnonzero(np.diff(t_lr) < 0) + 1
+  assert len(cuts) >= 2 and np.all(cuts % EPOCH_STEPS == 0)  # not vacuous; cuts land on epoch starts
+  np.testing.assert_allclose(j_lr, t_lr, rtol=1e-7)  # float32 scale, float64 lr
+  np.testing.assert_allclose(j_w, t_w, rtol=1e-6, atol=1e-7)  # min_scale=0.3 is rounded to float32
+  for c in cuts:  # the update right after a cut uses the new rate
+    assert j_lr[c] < j_lr[c - 1]
+
+
+def test_per_update_form_cuts_one_update_before_the_epoch_loop():
+  """What the docstring says of ``accumulation_steps``: the cut lands on the last update of the epoch."""
+  values = [1.0, 1.0, 1.0]
+  tx = reduce_on_plateau(factor=0.5, patience=0, accumulation_steps=EPOCH_STEPS)
+  state = tx.init(jnp.zeros(()))
+  scales = []
+  for v in values:
+    for _ in range(EPOCH_STEPS):
+      _, state = tx.update(jnp.ones(()), state, value=v)
+      scales.append(float(state.scale))
+  assert scales.index(0.5) == 2 * EPOCH_STEPS - 1  # torch: the first update of epoch 3 (index 8)
