@@ -16,7 +16,8 @@ multiplier now in force.
 Run: python examples/07_reduce_on_plateau.py --steps 600 [--figure reduce_on_plateau.png]
 """
 
-import argparse
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,15 +26,17 @@ import optax
 
 from lr_jax import optimizers, tasks
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for _cli (also under runpy)
+from _cli import parse_args  # --steps and --figure, one-line errors
+
 VALUES = [1.0, 0.7, 0.6, 0.6, 0.61, 0.59, 0.6, 0.6, 0.58, 0.57, 0.57, 0.57, 0.57, 0.57]
 STEPS_PER_EPOCH = 10
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=600, help="SGD updates of the fit (10 per epoch)")
-  parser.add_argument("--figure", help="write this section's figure (PNG) here")
-  args = parser.parse_args(argv)
+  args = parse_args(
+    argv, __file__, __doc__, steps=600, min_steps=STEPS_PER_EPOCH, what="SGD updates, 10 per epoch"
+  )
 
   plateau = optimizers.reduce_on_plateau(factor=0.5, patience=2, threshold=0.02)
   state = plateau.init({"w": jnp.zeros(())})
@@ -98,19 +101,18 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     a.plot(VALUES, "o-", label="monitored loss")
     a.step(range(len(scales)), scales, where="post", label="scale")
-    a.set(xlabel="evaluation (epoch)", title="factor 0.5, patience 2, threshold 2%")
-    a.legend()
+    a.set(xlabel="evaluation (epoch)", ylabel="loss / scale", title="factor 0.5, patience 2, threshold 2%")
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below the axes, off the curves
     epoch_loss = np.asarray(losses)[: len(losses) // STEPS_PER_EPOCH * STEPS_PER_EPOCH].reshape(
       -1, STEPS_PER_EPOCH
     )
     b.semilogy(epoch_loss.mean(axis=1), label="epoch mean loss")
     b.semilogy(trace[STEPS_PER_EPOCH - 1 :: STEPS_PER_EPOCH], label="scale")
-    b.set(xlabel="epoch", title="y = 3x + 2 + noise, sgd(0.5) + plateau")
-    b.legend()
-    fig.tight_layout()
+    b.set(xlabel="epoch", ylabel="loss / scale", title="y = 3x + 2 + noise, sgd(0.5) + plateau")
+    b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.savefig(args.figure, dpi=90)
   return 0
 

@@ -34,7 +34,7 @@ SIZES = np.array([1000.0, 1500.0, 2000.0, 2500.0])
 PRICES = np.array([250.0, 350.0, 450.0, 550.0])
 NUM = re.compile(r"[-+]?inf|nan|[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("[0-9]*.py"))
-OTHERS = {"07_reduce_on_plateau.py"}  # figure maintained elsewhere; its checks live with it
+OTHERS = set()  # every script is held to the same figure checks
 FIGS = {}  # script -> the matplotlib Figure its tutorial run drew (kept for inspection)
 
 
@@ -202,14 +202,7 @@ def run_main(script: str, *args: str):
   return rc, out.getvalue(), err.getvalue()
 
 
-PLATEAU_TODO = pytest.mark.xfail(
-  reason="07_reduce_on_plateau.py (another owner) still raises IndexError at --steps 0", strict=False
-)
-
-
-@pytest.mark.parametrize(
-  "script", [pytest.param(s, marks=PLATEAU_TODO) if s in OTHERS else s for s in SCRIPTS]
-)
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_small_and_bad_steps(script):
   """``--steps`` 0..3 (and -1, x): a one-line error (exit 2) naming the minimum, or a clean run."""
   for steps in ("-1", "0", "1", "3"):
