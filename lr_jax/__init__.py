@@ -13,7 +13,7 @@ every public name has exactly one path and no function shadows its module.
 from importlib import metadata as _metadata
 
 from lr_jax import optimizers, schedules
-from lr_jax._finder import LRFindResult, lr_find
+from lr_jax._finder import LRFindGrid, LRFindResult, lr_find, lr_find_grid
 from lr_jax._sweep import SweepResult, sweep
 
 try:
@@ -21,4 +21,14 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
   __version__ = "0+unknown"
 
-__all__ = ["__version__", "LRFindResult", "SweepResult", "lr_find", "optimizers", "schedules", "sweep"]
+__all__ = [
+  "LRFindGrid",
+  "LRFindResult",
+  "SweepResult",
+  "__version__",
+  "lr_find",
+  "lr_find_grid",
+  "optimizers",
+  "schedules",
+  "sweep",
+]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["lr_find", "schedules", "sweep"]
+__all__ = ["lr_find", "lr_find_grid", "schedules", "sweep"]
 
 _SEEDS = "seeds"  # the sweep grid's seed axis (lr_jax.sweep): averaged over, never plotted against
 _LABEL_WIDTH = 44  # legend labels are wrapped at this many characters
@@ -23,6 +23,8 @@ _SUGGESTION_RULES = {
   "minimum": "lr at the minimum / 10",
   "steepest": "steepest descent of the smoothed loss",
   "valley": "fastai's valley rule",
+  "steep": "fastai's steepest forward difference",
+  "slide": "fastai's interval slide",
 }
 
 
@@ -201,7 +203,25 @@ def lr_find(result, ax=None):
     )
   if np.isfinite(result.suggestion):
     rule = _SUGGESTION_RULES.get(result.method, result.method)
-    ax.axvline(result.suggestion, color="C1", ls="--", label=f"suggestion {result.suggestion:.2e}\n({rule})")
+    per = np.asarray(getattr(result, "suggestion_per_repeat", ()), np.float64)
+    if len(per) > 1:  # repeats: the median, the quartile band and each repeat's suggestion
+      q25, q75 = result.suggestion_band
+      ax.axvspan(
+        q25, q75, color="C1", alpha=0.15, label=f"quartiles of the repeats' suggestions\n{q25:.2e}..{q75:.2e}"
+      )
+      ax.plot(
+        per,
+        np.zeros_like(per),
+        "|",
+        color="C1",
+        ms=12,
+        transform=ax.get_xaxis_transform(),
+        label="each repeat's suggestion",
+      )
+    what = f", median of {len(per)} repeats" if len(per) > 1 else ""
+    ax.axvline(
+      result.suggestion, color="C1", ls="--", label=f"suggestion {result.suggestion:.2e}{what}\n({rule})"
+    )
   if np.isfinite(lo) and np.isfinite(hi):
     if lo > 0 and hi / lo > 30:
       ax.set_yscale("log")
@@ -210,9 +230,80 @@ def lr_find(result, ax=None):
       pad = 0.05 * max(hi - lo, abs(hi) * 1e-3 + 1e-12)
       ax.set_ylim(lo - pad, hi + pad)
   ax.set_xscale("log")
-  ax.set_xlabel("learning rate")
-  ax.set_ylabel("training loss")
+  name = getattr(result, "name", "lr")
+  ax.set_xlabel("learning rate" if name == "lr" else name)
+  ax.set_ylabel(getattr(result, "curve", "training loss"))
   _legend_outside(ax, figure_legend=own)
+  return ax
+
+
+def lr_find_grid(result, ax=None):
+  """Heat map of an :class:`~lr_jax.LRFindGrid`: the smoothed loss over (ramped rate, grid value).
+
+  One row per grid value, the ramp along x (log), the color the smoothed loss from its lowest value
+  to 1.1x the starting loss (higher losses, the divergence, saturate; log-scaled when that spans
+  more than 30x; white after a row stopped), each row's suggestion marked with a white dot, and the row that reaches the lowest loss (``result.best()``) with a star at its minimum.
+
+  Args:
+    result: what :func:`lr_jax.lr_find_grid` returned.
+    ax: the Axes to draw on; a new figure when None.
+
+  Returns:
+    The matplotlib Axes.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax
+    >>> from lr_jax import lr_find_grid, plot
+    >>> res = lr_find_grid(lambda w, b: jnp.sum((w - b) ** 2), jnp.ones(2), jnp.zeros((1, 2)),
+    ...                    optimizer=lambda lr, momentum: optax.sgd(lr, momentum=momentum),
+    ...                    grid={"momentum": [0.0, 0.5, 0.9]}, min_lr=1e-4)
+    >>> ax = plot.lr_find_grid(res)
+    >>> print(ax.get_xscale(), ax.get_ylabel())
+    log momentum
+  """
+  plt = _pyplot()
+  from matplotlib import colors
+
+  own = ax is None
+  ax = _new_ax(ax, figsize=(7, 4))
+  lrs = np.asarray(result.lrs, np.float64)
+  values = np.asarray(result.values, np.float64)
+  z = np.asarray(result.smoothed_losses, np.float64)
+  finite = z[np.isfinite(z)]
+  norm = None
+  if finite.size:  # colors from the lowest loss to the starting level; the divergence saturates
+    start = z[:, 0][np.isfinite(z[:, 0])]
+    lo, hi = float(finite.min()), float(max(start.max() * 1.1 if start.size else finite.max(), finite.min()))
+    if lo > 0 and hi / lo > 30:
+      norm = colors.LogNorm(lo, hi, clip=True)
+    else:
+      norm = colors.Normalize(lo, hi if hi > lo else lo + 1e-12, clip=True)
+  # cell edges: geometric midpoints along the ramp, rows as equal bands (values may be uneven)
+  lx = np.log(lrs)
+  x_edges = np.exp(
+    np.concatenate([[lx[0] - (lx[1] - lx[0]) / 2], (lx[1:] + lx[:-1]) / 2, [lx[-1] + (lx[-1] - lx[-2]) / 2]])
+  )
+  rows = np.arange(len(values) + 1) - 0.5
+  mesh = ax.pcolormesh(x_edges, rows, np.ma.masked_invalid(z), norm=norm, cmap="viridis", shading="flat")
+  cbar = plt.colorbar(mesh, ax=ax, extend="max")
+  cbar.set_label(f"smoothed {result.rows[0].curve}")
+  sugg = np.asarray(result.suggestions, np.float64)
+  ok = np.isfinite(sugg)
+  ax.plot(sugg[ok], np.arange(len(values))[ok], "o", mfc="white", mec="black", label="suggestion")
+  best = result.best()
+  g = int(np.flatnonzero(values == best[result.name])[0])
+  i = int(np.nanargmin(z[g])) if np.isfinite(z[g]).any() else None
+  if i is not None:
+    ax.plot(
+      lrs[i], g, "*", color="C3", ms=14, mec="white", label=f"lowest loss: {result.name}={values[g]:.3g}"
+    )
+  ax.set_xscale("log")
+  ax.set_yticks(np.arange(len(values)))
+  ax.set_yticklabels([f"{v:.3g}" for v in values])
+  name = result.rows[0].name
+  ax.set_xlabel("learning rate" if name == "lr" else name)
+  ax.set_ylabel(result.name)
+  _legend_outside(ax, figure_legend=own, x=1.3)
   return ax
 
 

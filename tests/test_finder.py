@@ -116,14 +116,14 @@ def test_nan_losses_stop_the_run_and_are_handled():
 
 
 def test_default_optimizer_is_sgd_momentum_0_9():
-  kw = dict(min_lr=1e-4, max_lr=1.0, num_steps=20)
+  kw = {"min_lr": 1e-4, "max_lr": 1.0, "num_steps": 20}
   a = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kw)
   b = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=sgd_momentum, **kw)
   np.testing.assert_allclose(a.losses, b.losses, rtol=1e-6)
 
 
 def test_progress_bar_gives_the_same_numbers(capsys):
-  kw = dict(optimizer=plain_sgd, min_lr=1e-3, max_lr=10.0, num_steps=30)
+  kw = {"optimizer": plain_sgd, "min_lr": 1e-3, "max_lr": 10.0, "num_steps": 30}
   a = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kw)
   b = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, progress=True, **kw)
   np.testing.assert_allclose(a.smoothed_losses, b.smoothed_losses, rtol=1e-6)
@@ -132,7 +132,7 @@ def test_progress_bar_gives_the_same_numbers(capsys):
 
 
 def test_new_hyperparameters_reuse_the_compiled_program():
-  kw = dict(optimizer=plain_sgd, num_steps=20)
+  kw = {"optimizer": plain_sgd, "num_steps": 20}
   a = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, min_lr=1e-4, max_lr=1.0, **kw)
   n = finder._find_all._cache_size()
   b = lr_find(
@@ -205,19 +205,19 @@ def test_suggestion_rules_on_hand_made_curves():
 @pytest.mark.parametrize(
   "kwargs, match",
   [
-    (dict(min_lr=1.0, max_lr=1.0), "max_lr"),
-    (dict(min_lr=0.0), "min_lr"),
-    (dict(min_lr=-1e-3), "min_lr"),
-    (dict(num_steps=9), "num_steps"),
-    (dict(num_steps=12.5), "num_steps"),
-    (dict(num_repeats=0), "num_repeats"),
-    (dict(smoothing=1.0), "smoothing"),
-    (dict(diverge_threshold=1.0), "diverge_threshold"),
-    (dict(mode="log"), "mode"),
-    (dict(method="fast"), "method"),
-    (dict(optimizer=optax.sgd(0.1)), "optimizer"),
-    (dict(key=3), "key"),
-    (dict(key=jax.random.split(jax.random.key(0), 2)), "key"),
+    ({"min_lr": 1.0, "max_lr": 1.0}, "max_lr"),
+    ({"min_lr": 0.0}, "min_lr"),
+    ({"min_lr": -1e-3}, "min_lr"),
+    ({"num_steps": 9}, "num_steps"),
+    ({"num_steps": 12.5}, "num_steps"),
+    ({"num_repeats": 0}, "num_repeats"),
+    ({"smoothing": 1.0}, "smoothing"),
+    ({"diverge_threshold": 1.0}, "diverge_threshold"),
+    ({"mode": "log"}, "mode"),
+    ({"method": "fast"}, "method"),
+    ({"optimizer": optax.sgd(0.1)}, "optimizer"),
+    ({"key": 3}, "key"),
+    ({"key": jax.random.split(jax.random.key(0), 2)}, "key"),
   ],
 )
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
@@ -261,7 +261,7 @@ def test_nan_in_a_batch_gives_no_suggestion_and_says_why():
 
 def test_the_suggestion_lies_in_the_tested_range():
   # the smoothed minimum sits within 10x of min_lr: "minimum" (lr / 10) would fall below min_lr
-  kw = dict(optimizer=plain_sgd, min_lr=0.01, max_lr=0.2, num_steps=10, mode="linear")
+  kw = {"optimizer": plain_sgd, "min_lr": 0.01, "max_lr": 0.2, "num_steps": 10, "mode": "linear"}
   with pytest.warns(RuntimeWarning, match=r"'minimum' rule gives 0.00944, outside .*\[0.01, 0.2\]"):
     res = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, **kw)
   assert np.isnan(res.suggestion)
@@ -305,7 +305,7 @@ def ls_loss_one(w, b):
 
 def test_a_list_of_batches_is_stacked():
   listed = [(MINIBATCHES[0][j], MINIBATCHES[1][j]) for j in range(8)]  # what a data loader yields
-  kw = dict(optimizer=plain_sgd, num_steps=30, min_lr=1e-4, max_lr=1.0)
+  kw = {"optimizer": plain_sgd, "num_steps": 30, "min_lr": 1e-4, "max_lr": 1.0}
   a = lr_find(ls_loss, jnp.zeros(5), listed, **kw)
   b = lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, **kw)
   np.testing.assert_array_equal(a.losses, b.losses)
@@ -336,3 +336,244 @@ def test_repr_is_short(ls_result):
     f"LRFindResult(100 steps from 1e-07 to 10, 1 repeat, diverged_at={ls_result.diverged_at}, "
     f"suggestion={ls_result.suggestion:.3g} (minimum))"
   )
+
+
+# ------------------------------------------------------------------ issue 12: the range test, grown up
+
+
+@pytest.fixture(scope="module")
+def repeats_result():
+  return lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, num_repeats=8, key=jax.random.key(3))
+
+
+def test_repeats_suggest_the_median_of_their_suggestions_with_a_quartile_band(repeats_result):
+  res = repeats_result
+  per = res.suggestion_per_repeat
+  assert per.shape == (8,) and np.all(np.isfinite(per))
+  np.testing.assert_array_equal(per, res.repeat_suggestions())
+  assert res.suggestion == pytest.approx(float(np.median(per)), rel=1e-12)
+  q25, q75 = np.percentile(per, [25, 75])
+  assert res.suggestion_band == pytest.approx((q25, q75), rel=1e-12)
+  assert q25 <= res.suggestion <= q75 and q25 < q75  # batch orders move single runs' answers
+  assert res.suggest() == res.suggestion
+  assert res.suggest("steepest") == pytest.approx(float(np.median(res.repeat_suggestions("steepest"))))
+  text = repr(res)
+  assert f"suggestion={res.suggestion:.3g} (median of 8 by minimum, quartiles {q25:.3g}..{q75:.3g})" in text
+  assert len(text) < 200, text
+
+
+def test_one_run_has_a_band_of_width_zero(ls_result):
+  assert ls_result.suggestion_band == (ls_result.suggestion, ls_result.suggestion)
+  assert ls_result.suggestion_per_repeat.tolist() == [ls_result.suggestion]
+
+
+def test_repeats_without_a_suggestion_are_left_out_of_the_median_with_a_warning(repeats_result):
+  res = repeats_result
+  rows = res.repeat_smoothed_losses.copy()
+  rows[2, 3:] = np.nan  # repeat 2 stopped at step 3: no suggestion
+  stops = (*res.repeat_diverged_at[:2], 3, *res.repeat_diverged_at[3:])
+  crafted = res._replace(repeat_smoothed_losses=rows, repeat_diverged_at=stops)
+  with pytest.warns(RuntimeWarning, match=r"LRFindResult.suggest: .*1 of 8 repeats gave no suggestion"):
+    s = crafted.suggest()
+  others = np.delete(res.suggestion_per_repeat, 2)
+  assert s == pytest.approx(float(np.median(others)), rel=1e-12)
+
+
+# held-out data: the validation-loss mode (torch-lr-finder's val_loader)
+_VRNG = np.random.default_rng(7)
+XV = (_VRNG.normal(size=(32, 5)) * np.array([3.0, 1.0, 1.0, 0.5, 0.2])).astype(np.float32)
+YV = (XV @ _VRNG.normal(size=5) + 0.1 * _VRNG.normal(size=32)).astype(np.float32)
+VAL = (XV.reshape(2, 16, 5), YV.reshape(2, 16))  # 2 held-out batches
+
+
+@pytest.mark.filterwarnings("ignore:lr_find. no suggestion:RuntimeWarning")
+def test_validation_mode_records_the_held_out_loss_after_each_update():
+  n, lo, hi = 30, 1e-3, 1.0
+  res = lr_find(
+    ls_loss,
+    jnp.zeros(5),
+    MINIBATCHES,
+    val_batches=VAL,
+    optimizer=plain_sgd,
+    min_lr=lo,
+    max_lr=hi,
+    num_steps=n,
+  )
+  lrs = np.geomspace(lo, hi, n)
+  xs, ys = MINIBATCHES[0].astype(np.float64), MINIBATCHES[1].astype(np.float64)
+  xv, yv = XV.astype(np.float64), YV.astype(np.float64)
+  w, train, val = np.zeros(5), [], []
+  for t in range(n):
+    x, y = xs[t % 8], ys[t % 8]
+    r = x @ w - y
+    train.append(0.5 * np.mean(r**2))
+    w = w - lrs[t] * (x.T @ r / 8)
+    # mean over the 2 held-out batches of each batch's mean loss, on the updated parameters
+    val.append(
+      np.mean(
+        [0.5 * np.mean((xv[16 * k : 16 * k + 16] @ w - yv[16 * k : 16 * k + 16]) ** 2) for k in range(2)]
+      )
+    )
+  avg, smooth = 0.0, []
+  for t, v in enumerate(val):
+    avg = 0.98 * avg + 0.02 * v
+    smooth.append(avg / (1 - 0.98 ** (t + 1)))
+  assert res.curve == "validation loss" and "validation loss" in repr(res)
+  np.testing.assert_allclose(res.losses, val, rtol=1e-5)
+  np.testing.assert_allclose(res.smoothed_losses, smooth, rtol=1e-5)
+  np.testing.assert_allclose(res.train_losses, train, rtol=1e-5)
+  # without val_batches the curve is the training loss
+  plain = lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, optimizer=plain_sgd, min_lr=lo, max_lr=hi, num_steps=n)
+  np.testing.assert_allclose(plain.losses, train, rtol=1e-5)
+  np.testing.assert_array_equal(plain.train_losses, plain.losses)
+
+
+@pytest.mark.filterwarnings("ignore:lr_find. no suggestion:RuntimeWarning")
+def test_validation_mode_stops_on_the_validation_loss():
+  res = lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, val_batches=VAL, optimizer=plain_sgd, num_steps=60)
+  k = res.diverged_at
+  assert k is not None and res.smoothed_losses[k] > 4.0 * np.nanmin(res.smoothed_losses[:k])
+  with pytest.raises(ValueError, match=r"lr_find: `val_batches` leaves must share their leading axis"):
+    lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, val_batches=(XV[None], np.stack([YV, YV])))
+
+
+# hand-off to training: the schedule a user starts from
+
+
+def test_one_cycle_hand_off_matches_torch_one_cycle_lr_at_the_suggestion(ls_result):
+  torch = pytest.importorskip("torch")
+  total = 200
+  sched = ls_result.one_cycle(total)
+  opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+  ref_sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=ls_result.suggestion, total_steps=total)
+  ref = []
+  for _ in range(total):
+    ref.append(ref_sched.get_last_lr()[0])
+    opt.step()
+    ref_sched.step()
+  got = np.asarray(sched(jnp.arange(total)))
+  np.testing.assert_allclose(got, ref, rtol=2e-5)
+  fastai_like = ls_result.one_cycle(total, pct_start=0.25, final_div_factor=4e3)
+  assert float(fastai_like(total - 1)) == pytest.approx(ls_result.suggestion / 1e5, rel=1e-4)
+
+
+def test_warmup_cosine_hand_off(ls_result):
+  s, total, w = ls_result.suggestion, 100, 10
+  sched = ls_result.warmup_cosine(total, warmup_steps=w, end_value=s / 100)
+  for t in (0, 5, 10, 40, 99, 100, 150):
+    if t < w:
+      want = s * t / w
+    else:
+      want = s / 100 + (s - s / 100) * (1 + np.cos(np.pi * min(t - w, total - w) / (total - w))) / 2
+    assert float(sched(t)) == pytest.approx(want, rel=1e-5, abs=1e-12), t
+  assert float(ls_result.warmup_cosine(1000)(50)) == pytest.approx(s, rel=1e-6)  # 5% warm-up by default
+
+
+def test_hand_offs_refuse_a_nan_suggestion_or_another_hyperparameter(ls_result):
+  with pytest.raises(
+    ValueError, match=r"LRFindResult.one_cycle: needs a finite suggestion, got suggestion=nan"
+  ):
+    ls_result._replace(suggestion=float("nan")).one_cycle(100)
+  with pytest.raises(ValueError, match=r"LRFindResult.warmup_cosine: needs a learning-rate range test"):
+    ls_result._replace(name="momentum").warmup_cosine(100)
+  with pytest.raises(
+    ValueError, match=r"LRFindResult.warmup_cosine: `warmup_steps` must be in \[0, total_steps\)"
+  ):
+    ls_result.warmup_cosine(100, warmup_steps=100)
+
+
+# other hyperparameters: a ramp of any float, and a grid of ramps
+
+
+@pytest.mark.filterwarnings("ignore:lr_find. no suggestion:RuntimeWarning")
+def test_a_ramp_of_momentum_trains_with_the_ramped_momentum():
+  n = 20
+  res = lr_find(
+    ls_loss,
+    jnp.zeros(5),
+    FULL_BATCH,
+    optimizer=lambda m: optax.sgd(0.05, momentum=m),
+    min_lr=0.5,
+    max_lr=0.99,
+    mode="linear",
+    num_steps=n,
+    name="momentum",
+    diverge_threshold=None,
+  )
+  ms = np.linspace(0.5, 0.99, n)
+  x, y = X.astype(np.float64), Y.astype(np.float64)
+  w, buf, losses = np.zeros(5), np.zeros(5), []
+  for t in range(n):
+    r = x @ w - y
+    losses.append(0.5 * np.mean(r**2))
+    buf = x.T @ r / 64 + ms[t] * buf  # optax.sgd's trace: g + momentum * trace
+    w = w - 0.05 * buf
+  np.testing.assert_allclose(res.losses, losses, rtol=1e-5)
+  assert repr(res).startswith("LRFindResult(20 steps of momentum from 0.5 to 0.99,")
+
+
+def wd_sgd(lr, weight_decay):
+  return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(lr))
+
+
+@pytest.mark.filterwarnings("ignore:lr_find_grid. no suggestion:RuntimeWarning")
+def test_grid_rows_equal_separate_range_tests():
+  from lr_jax import lr_find_grid
+
+  wds = [0.0, 3.0]
+  kw = {"min_lr": 1e-4, "max_lr": 10.0, "num_steps": 40, "num_repeats": 2, "key": jax.random.key(1)}
+  grid = lr_find_grid(ls_loss, jnp.zeros(5), MINIBATCHES, optimizer=wd_sgd, grid={"weight_decay": wds}, **kw)
+  assert grid.smoothed_losses.shape == (2, 40) and grid.values.tolist() == wds
+  for wd, row in zip(wds, grid.rows):
+    alone = lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, optimizer=lambda lr, wd=wd: wd_sgd(lr, wd), **kw)
+    np.testing.assert_allclose(row.repeat_smoothed_losses, alone.repeat_smoothed_losses, rtol=1e-5)
+    assert row.repeat_diverged_at == alone.repeat_diverged_at and row.fixed == {"weight_decay": wd}
+    assert row.suggestion == pytest.approx(alone.suggestion, rel=1e-5)
+  mins = [np.nanmin(r.smoothed_losses) for r in grid.rows]
+  best = grid.best()
+  assert best["weight_decay"] == wds[int(np.argmin(mins))] and best["min_loss"] == pytest.approx(min(mins))
+  assert repr(grid).startswith("LRFindGrid(2 values of weight_decay x 40 steps of lr from 0.0001 to 10;")
+  # a progress bar (chunked scan) with a validation set gives the numbers of the one-program run
+  a = lr_find_grid(
+    ls_loss,
+    jnp.zeros(5),
+    MINIBATCHES,
+    optimizer=wd_sgd,
+    grid={"weight_decay": wds[:2]},
+    val_batches=VAL,
+    **kw,
+  )
+  b = lr_find_grid(
+    ls_loss,
+    jnp.zeros(5),
+    MINIBATCHES,
+    optimizer=wd_sgd,
+    grid={"weight_decay": wds[:2]},
+    val_batches=VAL,
+    progress=True,
+    **kw,
+  )
+  np.testing.assert_allclose(a.smoothed_losses, b.smoothed_losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
+    ({"grid": {"weight_decay": []}}, r"grid\['weight_decay'\]"),
+    ({"grid": {"a": [1.0], "b": [2.0]}}, "`grid` must be one"),
+    ({"grid": [0.1]}, "`grid` must be one"),
+    ({"grid": {"wd": [float("nan")]}}, r"grid\['wd'\]"),
+    ({"grid": {"wd": [0.1]}, "optimizer": None}, "`optimizer` must be a function"),
+    ({"grid": {"wd": [0.1]}, "mesh": "cpu"}, "`mesh` must be a jax.sharding.Mesh"),
+    (
+      {"grid": {"wd": [0.1]}, "optimizer": plain_sgd},
+      "`optimizer` must accept the ramped value and the keyword 'wd'",
+    ),
+  ],
+)
+def test_bad_grid_arguments_raise_value_error_naming_them(kwargs, match):
+  from lr_jax import lr_find_grid
+
+  kwargs = {"optimizer": wd_sgd, **kwargs}
+  with pytest.raises(ValueError, match=f"lr_find_grid: .*{match}"):
+    lr_find_grid(ls_loss, jnp.zeros(5), FULL_BATCH, **kwargs)

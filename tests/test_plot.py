@@ -131,10 +131,12 @@ def noisy_quad(w, b):
 
 SEEDED = sweep(
   noisy_quad,
-  lambda key: jax.random.normal(key, (2,)),
+  None,
   jnp.stack([jnp.zeros((3, 2)), jnp.ones((3, 2))], axis=1),
+  init_fn=lambda key: jax.random.normal(key, (2,)),
+  seeds=3,  # issue 12: a keyword, no longer a grid axis
   optimizer=lambda h: optax.sgd(h["lr"] * (1 + h["k"])),
-  grid={"lr": [0.01, 0.05, 0.1], "k": [0, 1], "seeds": [0, 1, 2]},
+  grid={"lr": [0.01, 0.05, 0.1], "k": [0, 1]},
   num_steps=6,
   eval_fn=lambda w: -jnp.sum(w**2),
   eval_mode="max",
@@ -203,3 +205,53 @@ def test_import_lr_jax_does_not_import_matplotlib():
   out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr
   assert out.stdout.strip() == "False"
+
+
+def test_lr_find_plot_shows_the_repeats_band_and_the_validation_curve(tmp_path):
+  batches = jnp.asarray(np.random.default_rng(1).normal(size=(20, 2)), jnp.float32)
+  res = lr_find(
+    quad,
+    jnp.ones(2),
+    batches,
+    optimizer=optax.sgd,
+    num_steps=60,
+    min_lr=1e-3,
+    num_repeats=4,
+    val_batches=batches[:3],
+  )
+  ax = res.plot()
+  texts = legend_texts(ax)
+  q25, q75 = res.suggestion_band
+  assert any(
+    t.startswith("quartiles of the repeats' suggestions") and f"{q25:.2e}..{q75:.2e}" in t for t in texts
+  ), texts
+  assert (
+    any(t.startswith(f"suggestion {res.suggestion:.2e}, median of 4 repeats") for t in texts)
+    and "each repeat's suggestion" in texts
+  )
+  assert ax.get_ylabel() == "validation loss"
+  saved_png(ax, tmp_path / "lr_find_repeats.png")
+
+
+def test_lr_find_grid_heat_map(tmp_path):
+  from lr_jax import lr_find_grid
+
+  res = lr_find_grid(
+    quad,
+    jnp.ones(2),
+    jnp.zeros((3, 2)),
+    optimizer=lambda lr, momentum: optax.sgd(lr, momentum=momentum),
+    grid={"momentum": [0.0, 0.5, 0.9]},
+    min_lr=1e-4,
+    num_steps=40,
+  )
+  ax = res.plot()
+  assert ax.get_xscale() == "log" and ax.get_ylabel() == "momentum"
+  assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "0.5", "0.9"]
+  quad_mesh = ax.collections[0]
+  np.testing.assert_array_equal(
+    np.ma.filled(quad_mesh.get_array(), np.nan).reshape(3, 40), res.smoothed_losses
+  )
+  texts = legend_texts(ax)
+  assert "suggestion" in texts and any(t.startswith("lowest loss: momentum=") for t in texts), texts
+  saved_png(ax, tmp_path / "lr_find_grid.png")

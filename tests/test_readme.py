@@ -51,3 +51,24 @@ def test_readme_performance_section_is_the_latest_benchmark_report():
   # The report's headings are demoted one level inside the README's Performance section.
   demoted = re.sub(r"^(#+) ", r"#\1 ", latest, flags=re.M)
   assert block.group(1).strip() == demoted.strip()
+
+
+def _porting_rows():
+  text = README.read_text()
+  table = text[text.index("| PyTorch |", text.index("### Porting from PyTorch")) :]
+  table = table[: table.index("\n\n")]
+  return [line for line in table.splitlines()[2:] if line.startswith("|")]
+
+
+def test_every_porting_row_names_an_existing_parity_test():
+  """Each row of "Porting from PyTorch" names a test in tests/parity/ that compares against torch."""
+  rows = _porting_rows()
+  assert len(rows) >= 10
+  parity = README.parent / "tests" / "parity"
+  for row in rows:
+    refs = re.findall(r"`(test_\w+\.py)::(test_\w+)", row)
+    assert refs, f"porting row without a parity test: {row}"
+    for fname, test in refs:
+      source = (parity / fname).read_text()
+      assert re.search(rf"^def {test}\(", source, flags=re.M), f"{fname}::{test} does not exist"
+      assert "torch" in source
