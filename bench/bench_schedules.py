@@ -11,6 +11,7 @@ is scaled linearly to N (its cost per step is constant).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -41,6 +42,7 @@ MODES = {
 def cases(T: int) -> dict:
   """name -> (lr_jax schedule, optax schedule or None, torch factory ``opt -> scheduler`` or None, torch twin name)."""
   W = T // 10
+  E = max(T // 1000, 1)  # steps per epoch for per_epoch
   lam = lambda f: lambda o: torch.optim.lr_scheduler.LambdaLR(o, f)
   tsch = lambda: torch.optim.lr_scheduler
   cos = S.cosine_annealing(1.0, T, 0.01)
@@ -154,6 +156,30 @@ def cases(T: int) -> dict:
       None,
       lambda o: tsch().ChainedScheduler([tsch().ExponentialLR(o, 0.999999), tsch().StepLR(o, T // 10, 0.5)]),
       "ChainedScheduler",
+    ),
+    "constant_lr": (
+      S.constant_lr(1.0, 0.5, W),
+      optax.piecewise_constant_schedule(0.5, {W: 2.0}),
+      lambda o: tsch().ConstantLR(o, factor=0.5, total_iters=W),
+      "ConstantLR",
+    ),
+    "linear_lr": (
+      S.linear_lr(1.0, 0.1, 1.0, W),
+      optax.linear_schedule(0.1, 1.0, W),
+      lambda o: tsch().LinearLR(o, 0.1, 1.0, W),
+      "LinearLR",
+    ),
+    "add": (
+      S.add(cos, S.constant(0.1)),
+      None,
+      lam(lambda t: 0.01 + 0.99 * (1 + math.cos(math.pi * min(t, T) / T)) / 2 + 0.1),
+      "LambdaLR",
+    ),
+    "per_epoch": (
+      S.per_epoch(S.step_decay(1.0, 10, 0.5), E),
+      optax.exponential_decay(1.0, 10 * E, 0.5, staircase=True),
+      lam(lambda t: 0.5 ** ((t // E) // 10)),
+      "LambdaLR",
     ),
     "piecewise_constant": (
       S.piecewise_constant([T // 3, 2 * T // 3], [1.0, 0.5, 0.1]),

@@ -5,11 +5,15 @@ Usage (from the repository root)::
     python bench/run.py            # the full set (a few minutes on a 2-core CPU)
     python bench/run.py --quick    # the goal sizes only (under 5 minutes on a 2-core CPU)
     python bench/run.py --smoke    # tiny sizes, seconds: checks that everything runs (the tests use it)
-    python bench/run.py --only optimizers,schedules
+    python bench/run.py --only optimizers,schedules,eager
+    python bench/run.py --update-readme   # also replace the committed report and the README's copy
 
-Writes ``bench/results/<utc time>-<mode>-<backend>.json`` (device, versions, every JSON line with its
-samples) and, for a complete quick or full run, ``bench/results/latest.md`` (or ``latest-<backend>.md``
-off CPU), the report the README shows. The same script runs on a GPU when JAX sees one.
+An ordinary run edits no tracked file: it writes ``<out>/<utc time>-<mode>-<backend>.json`` (device,
+versions, every JSON line with its samples) and ``<out>/<same stem>.md`` (the report), ``<out>``
+being ``bench/results`` unless ``--out`` says otherwise (both names are git-ignored there). Only
+``--update-readme``, on a complete quick or full run, also writes ``bench/results/latest.md`` (or
+``latest-<backend>.md`` off CPU), the report the README shows, and on CPU copies it into the README's
+Performance section. The same script runs on a GPU when JAX sees one.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import argparse
 import datetime
 import importlib
 import json
-import re
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,7 +35,9 @@ sys.path.insert(0, str(HERE.parent))
 
 import _common
 
-BENCHES = ("optimizers", "schedules", "sweep", "finder")
+BENCHES = ("optimizers", "schedules", "eager", "sweep", "finder")
+RESULTS = HERE / "results"
+README = HERE.parent / "README.md"
 
 
 def _ok(flag: bool) -> str:
@@ -96,6 +102,8 @@ def goals(summaries: dict[str, list[dict]], env: dict) -> str:
       )
       + "."
     )
+  if summaries.get("eager"):
+    lines.append(importlib.import_module("bench_eager").goal(summaries["eager"]))
   fi = summaries.get("finder", [])
   if fi:
     f = fi[0]
@@ -109,7 +117,7 @@ def goals(summaries: dict[str, list[dict]], env: dict) -> str:
       )
       + f"8 repeats cost {f['repeats8_over_1']:.2f}x one (goal <= 3x: {_ok(f['repeats8_over_1'] <= 3)})."
     )
-  return "### Goals (issue 6), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
+  return "### Goals (issues 6 and 10), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def report_from_json(path) -> str:
@@ -133,9 +141,15 @@ def report_from_json(path) -> str:
       rows = pick("schedule/", "summary")
       torch_steps = next((r["torch_steps"] for r in pick("schedule/", "torch")), float("nan"))
       md = module.markdown(rows, rows[0]["steps"], torch_steps)
+    elif name == "eager":
+      rows = pick("eager/", "summary")
+      md = module.markdown(rows)
     elif name == "sweep":
       rows = pick("sweep/", "summary") + pick("sweep/", "memory")
       md = module.markdown(rows[0], rows[1:])
+      streamed = pick("sweep_data/", "summary")
+      if streamed and hasattr(module, "markdown_data"):  # the streamed-data table (newer runs)
+        md += "\n" + module.markdown_data(streamed[0], pick("sweep_data/", "memory_data"))
     else:
       rows = pick("finder/", "summary")
       md = module.markdown(rows[0])
@@ -156,7 +170,16 @@ def main(argv=None) -> int:
   g.add_argument("--quick", action="store_true", help="goal sizes only (< 5 minutes on a 2-core CPU)")
   g.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs")
   ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(BENCHES)}")
-  ap.add_argument("--out", default=str(HERE / "results"), help="directory for the JSON and latest.md")
+  ap.add_argument(
+    "--out",
+    default=str(RESULTS),
+    help="directory for this run's JSON and markdown report (default bench/results)",
+  )
+  ap.add_argument(
+    "--update-readme",
+    action="store_true",
+    help="also write bench/results/latest.md and copy the report into README.md (complete quick/full runs only)",
+  )
   ap.add_argument(
     "--from-json", default=None, help="rebuild the report of a saved run (prints it; writes nothing)"
   )
@@ -169,9 +192,11 @@ def main(argv=None) -> int:
   unknown = [n for n in names if n not in BENCHES]
   if unknown:
     ap.error(f"--only: unknown benchmark(s) {unknown}; choose from {list(BENCHES)}")
+  if args.update_readme and (mode == "smoke" or args.only is not None):
+    ap.error("--update-readme: only a complete --quick or full run replaces the committed report")
 
   env = _common.env_info()
-  started = datetime.datetime.now(datetime.timezone.utc)
+  started = datetime.datetime.now(datetime.UTC)
   sections, summaries, timings = [], {}, {}
   for name in names:
     t0 = time.perf_counter()
@@ -202,24 +227,26 @@ def main(argv=None) -> int:
       default=float,
       indent=1,
     )
-  if args.only is None and mode != "smoke":
+  (out / f"{stem}.md").write_text(report + "\n")
+  _common.log(f"run.py: wrote {out / stem}.json and .md")
+  if args.update_readme:
     md_name = "latest.md" if env["backend"] == "cpu" else f"latest-{env['backend']}.md"
-    (out / md_name).write_text(report)
-    if md_name == "latest.md" and out.resolve() == (HERE / "results").resolve():
-      _update_readme(report)
+    (RESULTS / md_name).write_text(report)
+    _common.log(f"run.py: wrote {RESULTS / md_name}")
+    if md_name == "latest.md":
+      update_readme(report, README)
   return 0
 
 
-def _update_readme(report: str) -> None:
+def update_readme(report: str, readme: Path = README) -> None:
   """Copies the report into the README's Performance section (between the bench markers)."""
-  readme = HERE.parent / "README.md"
   text = readme.read_text()
-  demoted = re.sub(r"^(#+) ", r"#\1 ", report, flags=re.M)  # one heading level down inside the README
+  demoted = re.sub(r"^(#+) ", r"#\1 ", report, flags=re.MULTILINE)  # one heading level down inside the README
   new = re.sub(
     r"<!-- bench:start -->\n.*?<!-- bench:end -->",
     lambda m: "<!-- bench:start -->\n" + demoted.strip() + "\n<!-- bench:end -->",
     text,
-    flags=re.S,
+    flags=re.DOTALL,
   )
   if new != text:
     readme.write_text(new)
