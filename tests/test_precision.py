@@ -8,9 +8,11 @@
 * Float32 cancellation near phase ends: rates within ``ULPS`` float32 rounding steps of the exact
   value, computed independently with mpmath (50 digits) from PyTorch's formulas, with the
   hyperparameters rounded to float32 first (the float32 program's exact input).
-* With ``jax_enable_x64`` (a subprocess): float64 hyperparameters give float64 rates that agree with
-  the float32 ones within ``X64_RTOL``; Python-number hyperparameters and float32 parameters keep
-  float32; int64 steps work; float64 parameters train like float32 ones within ``X64_RTOL``.
+* With ``jax_enable_x64`` (a subprocess): dtypes follow JAX's convention. Float64 hyperparameters,
+  and Python-number ones (weak: JAX's default float, float64 with x64), give float64 rates, equal to
+  each other and within ``X64_RTOL`` of the rates of float32 hyperparameters, which stay float32;
+  int64 steps work; float32 parameters keep float32 updates and states (also under a float64
+  schedule); float64 parameters train like float32 ones within ``X64_RTOL``.
 """
 
 import json
@@ -344,59 +346,76 @@ def test_float32_near_phase_ends_is_within_a_few_ulp_of_exact(label, s, steps, e
 # ------------------------------------------------------------------------------------ x64 mode
 
 
+def _hyper_as(v, dt):
+  """A hyperparameter as arrays of ``dt`` (nested schedules: every leaf); strings and flags as they are."""
+  if isinstance(v, (bool, str)):
+    return v
+  if isinstance(v, schedules.Schedule) or (
+    isinstance(v, (list, tuple)) and v and isinstance(v[0], schedules.Schedule)
+  ):
+    return jax.tree.map(lambda x: np.asarray(x, dt), v)
+  return np.asarray(v, dt)
+
+
+def _max_rel(got, want) -> float:
+  """Largest difference relative to the largest |want| (rates decay to ~0)."""
+  scale = float(np.max(np.abs(np.asarray(want)))) or 1.0
+  return float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))) / scale)
+
+
 def _x64_child():
   """Runs with JAX_ENABLE_X64=1; prints a JSON report (the parent asserts)."""
   assert jax.config.jax_enable_x64
   report = {"schedules": {}, "optimizers": {}, "dtypes": {}}
   steps64 = np.array([0, 1, 5, 10, 50, 99, 100, 101, 1000, 10**6, 2**24 + 1, INT32_MAX], np.int64)
   for name, (ctor, kwargs, _, _) in sorted(SCHEDULE_CASES.items()):
-    s32 = build(ctor, kwargs)
-    r32 = s32(steps64)
-
-    def as64(v):
-      if isinstance(v, (bool, str)):
-        return v
-      if isinstance(v, schedules.Schedule) or (
-        isinstance(v, (list, tuple)) and v and isinstance(v[0], schedules.Schedule)
-      ):
-        return jax.tree.map(lambda x: np.asarray(x, np.float64), v)  # nested schedules: float64 leaves
-      return np.asarray(v, np.float64)
-
-    s64 = build(ctor, {k: as64(v) for k, v in kwargs.items()})
-    r64 = s64(steps64)
-    scale = float(np.max(np.abs(np.asarray(r64)))) or 1.0
-    report["schedules"][name] = dict(
-      dtype32=str(r32.dtype),
-      dtype64=str(r64.dtype),
-      finite=bool(np.all(np.isfinite(r32)) and np.all(np.isfinite(r64))),
-      max_rel=float(np.max(np.abs(np.asarray(r32, np.float64) - np.asarray(r64)) / scale)),
-      int32_step=str(s32(jnp.int32(7)).dtype),
-    )
+    spy = build(ctor, kwargs)  # Python numbers, as written
+    s32 = build(ctor, {k: _hyper_as(v, np.float32) for k, v in kwargs.items()})
+    s64 = build(ctor, {k: _hyper_as(v, np.float64) for k, v in kwargs.items()})
+    rpy, r32, r64 = spy(steps64), s32(steps64), s64(steps64)
+    report["schedules"][name] = {
+      "dtype_py": str(rpy.dtype),
+      "dtype32": str(r32.dtype),
+      "dtype64": str(r64.dtype),
+      "finite": bool(np.all(np.isfinite(r32)) and np.all(np.isfinite(r64)) and np.all(np.isfinite(rpy))),
+      "max_rel": _max_rel(r32, r64),
+      "py_rel": _max_rel(rpy, r64),
+      "int32_step": str(s32(jnp.int32(7)).dtype),
+      "int32_step_py": str(spy(jnp.int32(7)).dtype),
+      "jit_py": str(_rates(spy, steps64).dtype),
+    }
   for name, make in sorted(_x64_optimizer_makers().items()):
     results = {}
     for dt in (np.float32, np.float64):
-      p = jax.tree.map(lambda x: jnp.asarray(x, dt), PARAMS)
+      p = jax.tree.map(lambda x, dt=dt: jnp.asarray(x, dt), PARAMS)
       tx = make()
       st = tx.init(p)
       upd = jax.jit(tx.update)
       for i in range(20):
-        g = jax.tree.map(lambda x: jnp.asarray(np.cos(np.asarray(x, np.float64) * (i + 1)), dt), PARAMS)
+        g = jax.tree.map(
+          lambda x, i=i, dt=dt: jnp.asarray(np.cos(np.asarray(x, np.float64) * (i + 1)), dt), PARAMS
+        )
         u, st = upd(g, st, p)
         p = optax.apply_updates(p, u)
       results[str(np.dtype(dt))] = (p, st)
     p32, st32 = results["float32"]
-    p64, _ = results["float64"]
+    p64, st64 = results["float64"]
     diff = max(
       float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b)) / (np.abs(np.asarray(b)) + 1e-3)))
       for a, b in zip(jax.tree.leaves(p32), jax.tree.leaves(p64))
     )
-    report["optimizers"][name] = dict(
-      max_rel=diff,
-      params32=sorted({str(x.dtype) for x in jax.tree.leaves(p32)}),
-      params64=sorted({str(x.dtype) for x in jax.tree.leaves(p64)}),
-      state32=sorted({str(x.dtype) for x in jax.tree.leaves(st32) if jnp.issubdtype(x.dtype, jnp.floating)}),
-      counts=sorted({str(x.dtype) for x in jax.tree.leaves(st32) if jnp.issubdtype(x.dtype, jnp.integer)}),
-    )
+    report["optimizers"][name] = {
+      "max_rel": diff,
+      "params32": sorted({str(x.dtype) for x in jax.tree.leaves(p32)}),
+      "params64": sorted({str(x.dtype) for x in jax.tree.leaves(p64)}),
+      "state32": sorted(
+        {str(x.dtype) for x in jax.tree.leaves(st32) if jnp.issubdtype(x.dtype, jnp.floating)}
+      ),
+      "state64": sorted(
+        {str(x.dtype) for x in jax.tree.leaves(st64) if jnp.issubdtype(x.dtype, jnp.floating)}
+      ),
+      "counts": sorted({str(x.dtype) for x in jax.tree.leaves(st32) if jnp.issubdtype(x.dtype, jnp.integer)}),
+    }
   print(json.dumps(report))
 
 
@@ -408,6 +427,9 @@ def _x64_optimizer_makers():
     "rmsprop": lambda: O.rmsprop(0.01, centered=True, momentum=0.5),
     "adam": lambda: O.adam(S.one_cycle(0.01, 20), amsgrad=True),
     "adamw": lambda: O.adamw(0.01, weight_decay=0.1),
+    "plateau": lambda: optax.chain(
+      O.adam(S.cosine_annealing(0.01, 20)), O.reduce_on_plateau(accumulation_steps=3)
+    ),
   }
 
 
@@ -418,21 +440,22 @@ def x64_report():
   )
   code = "from tests.test_precision import _x64_child; _x64_child()"
   out = subprocess.run(
-    [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    [sys.executable, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
   )
   assert out.returncode == 0, out.stderr[-4000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_x64_schedules_agree_with_float32(x64_report):
+def test_x64_schedules_follow_jax_dtypes_and_agree_with_float32(x64_report):
   bad = {}
   for name, r in x64_report["schedules"].items():
     if not (
       r["finite"]
-      and r["dtype32"] == "float32"
+      and r["dtype_py"] == r["int32_step_py"] == r["jit_py"] == "float64"  # Python floats: float64
+      and r["dtype32"] == r["int32_step"] == "float32"  # float32 arrays keep float32
       and r["dtype64"] == "float64"
-      and r["int32_step"] == "float32"
       and r["max_rel"] <= X64_RTOL
+      and r["py_rel"] <= 1e-12  # the same float64 program as float64 arrays
     ):
       bad[name] = r
   assert not bad, bad
@@ -447,6 +470,8 @@ def test_x64_optimizers_agree_with_float32_and_keep_dtypes(x64_report):
       and r["params32"] == ["float32"]
       and r["params64"] == ["float64"]
       and r["state32"] == ["float32"]
+      # float64 params: float64 state (plateau's scale and best too; its `patience`, a count, is float32)
+      and r["state64"] == (["float32", "float64"] if name == "plateau" else ["float64"])
       and r["counts"] == ["int32"]
     )
     if not ok:

@@ -82,7 +82,7 @@ def test_vmap_over_each_hyperparameter_matches_loop(name):
   ctor, kwargs, alts, _ = case(name)
   for param, alt in alts.items():
     values = jnp.stack([jnp.asarray(kwargs[param]), jnp.asarray(alt)])
-    got = jax.vmap(lambda v: build(ctor, {**kwargs, param: v})(STEPS))(values)
+    got = jax.vmap(lambda v, param=param: build(ctor, {**kwargs, param: v})(STEPS))(values)
     want = np.stack([build(ctor, kwargs)(STEPS), build(ctor, {**kwargs, param: alt})(STEPS)])
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7, err_msg=f"{name}: vmap over {param}")
 
@@ -102,6 +102,40 @@ def test_schedule_is_a_jit_argument_without_recompiling(name):
   )
 
 
+def _stack(a, b, dtype=None):
+  """Two schedules of one structure as one batch; floating leaves as ``dtype`` when given."""
+
+  def one(x, y):
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if dtype is not None and jnp.issubdtype(x.dtype, jnp.floating):
+      x, y = x.astype(dtype), y.astype(dtype)
+    return jnp.stack([x, y])
+
+  return jax.tree.map(one, a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_x64_python_floats_give_float64_with_one_compile_and_vmap(name):
+  # JAX's convention: with x64, Python floats take the default float dtype (float64) and float32
+  # arrays keep float32; a new peak value still hits the compile cache, and batches still vmap.
+  ctor, kwargs, alts, _ = case(name)
+  with jax.enable_x64(True):
+    f = jax.jit(lambda s, t: s(t))
+    a = build(ctor, kwargs)
+    b = build(ctor, {**kwargs, **alts})
+    ra, rb = f(a, STEPS), f(b, STEPS)
+    assert ra.dtype == rb.dtype == a(STEPS).dtype == a.dtype == jnp.float64
+    assert f._cache_size() == 1
+    np.testing.assert_allclose(rb, b(STEPS), rtol=1e-12, atol=1e-300)
+    out = jax.vmap(lambda s: s(STEPS))(_stack(a, b))
+    assert out.dtype == jnp.float64
+    np.testing.assert_allclose(out, np.stack([ra, rb]), rtol=1e-12, atol=1e-300)
+    out32 = jax.vmap(lambda s: s(STEPS))(_stack(a, b, jnp.float32))
+    assert out32.dtype == jnp.float32
+    np.testing.assert_allclose(out32, out, rtol=2e-5, atol=1e-7)
+  assert f(a, STEPS).dtype == jnp.float32 and a(STEPS).dtype == a.dtype == jnp.float32  # x64 off
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_config_round_trips_through_json_and_repr_shows_values(name):
   ctor, kwargs, _, _ = case(name)
@@ -112,7 +146,7 @@ def test_config_round_trips_through_json_and_repr_shows_values(name):
   assert type(r) is type(s)
   np.testing.assert_array_equal(r(STEPS), s(STEPS))
   assert repr(s).startswith(name + "(")
-  for k, v in numeric(kwargs).items():
+  for k in numeric(kwargs):
     assert f"{k}=" in repr(s)
 
 
@@ -123,7 +157,7 @@ def test_invalid_values_raise_eagerly_and_poison_traced_lanes(name):
     with pytest.raises(ValueError, match=rf"{name}.*{param}"):
       build(ctor, {**kwargs, param: bad})
     values = jnp.stack([jnp.asarray(kwargs[param], jnp.float32), jnp.asarray(bad, jnp.float32)])
-    out = jax.vmap(lambda v: build(ctor, {**kwargs, param: v})(STEPS))(values)
+    out = jax.vmap(lambda v, param=param: build(ctor, {**kwargs, param: v})(STEPS))(values)
     assert np.all(np.isfinite(out[0])), (param, out[0])
     assert np.all(np.isnan(out[1])), (name, param, out[1])
 

@@ -95,19 +95,30 @@ def register(name: str):
 
 
 def compute_dtype(*values) -> jnp.dtype:
-  """float32, unless a hyperparameter is a (strongly typed) float64 array and x64 is on.
+  """The float dtype a schedule computes in: JAX's promotion of its floating hyperparameters.
 
-  Python numbers, and the weakly typed arrays they become inside ``jit``, do not count: with x64
-  on, ``cosine_annealing(1.0, 100)`` still computes in float32, as it does when passed to ``jit``.
+  JAX's convention, as ``jnp.result_type`` gives it over the floating leaves (integer leaves, such as
+  ``total_steps`` or milestones, do not count): Python floats (and the weakly typed arrays they
+  become inside ``jit``) are "weak" and take JAX's default float dtype, ``jnp.result_type(float)``:
+  float32, or float64 with ``jax_enable_x64``; a strongly typed array keeps its own dtype, and a weak
+  value does not promote it. So with x64 on, ``cosine_annealing(1.0, 100)`` computes in float64
+  (PyTorch's Python floats), while ``cosine_annealing(jnp.float32(1.0), 100, 0.0)`` stays float32;
+  with x64 off, everything is float32. The result is float32 or float64 (bfloat16/float16
+  hyperparameters compute in float32); a schedule with no floating leaf uses the default float dtype.
+  A hyperparameter's dtype, not its value, decides, so a schedule passed to ``jit`` with a new value
+  reuses the compiled program.
   """
+  strong = set()  # canonical dtypes of the strongly typed floating leaves
   for v in jax.tree_util.tree_leaves(values):
-    if isinstance(v, (int, float)):
-      continue
-    dt = getattr(v, "dtype", None)
-    weak = getattr(v, "weak_type", False) or getattr(getattr(v, "aval", None), "weak_type", False)
-    if dt is not None and not weak and jax.dtypes.canonicalize_dtype(dt) == jnp.float64:
-      return jnp.dtype(jnp.float64)
-  return jnp.dtype(jnp.float32)
+    if isinstance(v, (bool, int, float)) or not jnp.issubdtype(getattr(v, "dtype", np.int32), jnp.floating):
+      continue  # integers do not count; Python floats are weak
+    if not (getattr(v, "weak_type", False) or getattr(getattr(v, "aval", None), "weak_type", False)):
+      strong.add(jax.dtypes.canonicalize_dtype(v.dtype))
+  # JAX's promotion lattice, without raising under strict promotion: a strong dtype wins over weak
+  # values, float64 over narrower floats; weak floats alone (or no float at all) give the default float.
+  if strong:
+    return jnp.dtype(jnp.float64 if jnp.dtype(jnp.float64) in strong else jnp.float32)
+  return jnp.dtype(jnp.result_type(float))
 
 
 def as_float(x, dtype) -> jax.Array:
@@ -197,7 +208,9 @@ class Schedule:
       if kind == "number":
         v = number(v, fn=fn, name=f.name)
       elif kind == "array":
-        v = vector(number(stack_traced(v), fn=fn, name=f.name, allow_array=True), fn=fn, name=f.name)
+        v = vector(
+          number(_weak_list(stack_traced(v)), fn=fn, name=f.name, allow_array=True), fn=fn, name=f.name
+        )
       elif kind == "static" and f.metadata["options"] is not None:
         v = choice(v, f.metadata["options"], fn=fn, name=f.name)
       elif kind == "static" and isinstance(f.default, bool):
@@ -446,6 +459,24 @@ def stack_traced(x):
   if isinstance(x, (list, tuple)) and is_traced(x):
     dt = compute_dtype(x)
     return jnp.stack([as_float(v, dt) for v in x]) if len(x) else jnp.zeros((0,), dt)
+  return x
+
+
+def _weak_list(x):
+  """A list of Python numbers holding a float, with x64 on: a float64 array (JAX's default float).
+
+  ``number`` makes such a list float32 (Python floats are weak and take the default float dtype,
+  which is float32 without x64); with x64 the default is float64, as ``jnp.asarray([0.1, 0.2])``.
+  """
+  plain = lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.generic, np.ndarray))
+  if (
+    jax.config.jax_enable_x64
+    and isinstance(x, (list, tuple))
+    and x
+    and all(plain(v) for v in x)
+    and any(isinstance(v, float) for v in x)
+  ):
+    return np.asarray(x, np.float64)
   return x
 
 
