@@ -111,7 +111,9 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
       kind = "a 1-D sequence of numbers" if allow_array else "a scalar"
       raise ValueError(f"{fn}: `{name}` must be {kind}, got {name} with shape {arr.shape}.")
     if isinstance(value, (list, tuple)) and arr.dtype == np.float64:
-      arr = arr.astype(np.float32)  # plain Python floats are "weak": compute in float32, as scalars do
+      # plain Python floats are "weak": float32 here, as scalars are without x64 (schedules rebuild
+      # weak float lists in the default float dtype, float64 under x64: schedules/_base.py _weak_list)
+      arr = arr.astype(np.float32)
     elif (
       np.issubdtype(arr.dtype, np.integer)
       and not jax.config.jax_enable_x64
