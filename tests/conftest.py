@@ -10,3 +10,8 @@ matplotlib.use("Agg")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci")
+
+if not hasattr(jax, "enable_x64"):  # jax < 0.8 (the floor is 0.6.1): the same scoped switch, older name
+  from jax.experimental import enable_x64 as _enable_x64
+
+  jax.enable_x64 = _enable_x64
