@@ -298,3 +298,16 @@ def test_z_is_a_copy_so_params_and_state_can_both_be_donated():
 
   params, state = jax.jit(step, donate_argnums=(0, 1))(params, state, _at(GRADS, 0))
   assert int(state.count) == 1
+
+
+def test_current_lr_reads_the_schedule_free_step_size_through_a_chain():
+  """``current_lr`` equals schedulefree's ``scheduled_lr`` of the next update: lr * (k+1)/warmup in warm-up."""
+  tx = optax.chain(
+    O.reduce_on_plateau(factor=0.5), O.schedule_free_adamw(0.01, warmup_steps=4)
+  )
+  params = jnp.ones(3)
+  state = tx.init(params)
+  for k in range(6):
+    _, state = tx.update(jnp.full(3, 0.1), state, params)
+    want = 0.01 * min(1.0, (k + 2) / 4)  # the rate the (k+2)-th update will use (closed form of the warm-up)
+    np.testing.assert_allclose(float(O.current_lr(state)), want, rtol=1e-6)

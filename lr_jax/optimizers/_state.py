@@ -159,6 +159,10 @@ def _merge(parts: list) -> _Found:
 
 
 def _walk(node, skip_lr: bool) -> _Found:
+  from lr_jax.optimizers._schedule_free import ScheduleFreeState  # here: _schedule_free imports this module
+
+  if isinstance(node, ScheduleFreeState):  # the rate (warm-up / rectification included) of the next update
+    return _Found([], False, None) if skip_lr else _Found([node.next_lr], True, None)
   if isinstance(node, ScaleByLearningRateState):
     return _Found([], False, None) if skip_lr else _Found([_rate_of(node)], True, None)
   if isinstance(node, ReduceOnPlateauState):
@@ -213,7 +217,10 @@ def current_lr(opt_state) -> jax.Array | dict:
 
   where ``lr`` is the learning rate of an lr_jax optimizer (a constant, an lr_jax schedule or any
   callable: its state keeps the rate, see :class:`ScaleByLearningRateState`) and ``count`` its number of
-  updates so far. Under ``optax.multi_transform`` it is a dict ``{label: rate}`` (one entry per group;
+  updates so far. For the schedule-free optimizers ``lr(count)`` is the step size of the next update,
+  warm-up or RAdam's rectification included (``ScheduleFreeState.next_lr``, schedulefree's
+  ``scheduled_lr``); the learning-rate-free ones (``prodigy``, ``dadapt_*``, ``dog``) keep their estimate
+  in their state instead (``state.d``, ``state.eta``). Under ``optax.multi_transform`` it is a dict ``{label: rate}`` (one entry per group;
   factors outside the ``multi_transform`` multiply every group). Under ``optax.inject_hyperparams``
   with a numeric ``learning_rate`` hyperparameter (set, and changed by hand, in
   ``state.hyperparams["learning_rate"]``), that value is used. A *schedule* given to
