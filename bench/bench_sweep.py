@@ -208,7 +208,8 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
   for r in mem_rows[1:]:
     r["rss_delta_mb"] = r["peak_rss_mb"] - base_mem["peak_rss_mb"]
     emit(dict(base, contender="memory", **r))
-  return [summary] + mem_rows[1:], markdown(summary, mem_rows[1:])
+  data_rows, data_md = run_data(mode)
+  return [summary] + mem_rows[1:] + data_rows, markdown(summary, mem_rows[1:]) + "\n" + data_md
 
 
 def memory(max_parallel: int, mode: str) -> dict:
@@ -267,6 +268,178 @@ def _child_mem(max_parallel: int, mode: str) -> None:
   )
 
 
+# --------------------------------------------------------------------------------------------------
+# Issue 12: streamed batches vs stacked, the cost of keeping params, peak memory with 10x data.
+
+# configs, steps, repeats; memory: batches in the short stream (the long one has 10x), batch size
+DATA_MODES = {
+  "smoke": (4, 6, 1, 0, 0),
+  "quick": (32, 300, 3, 300, 256),
+  "full": (32, 300, 15, 300, 256),
+}
+
+
+def _minibatches(batch_size: int = 64):
+  """digits' 1347 training images cut into 21 NumPy mini-batches of 64 (stacked: [21, 64, 64])."""
+  d = tasks.digits_data()
+  n = len(d["x_train"]) // batch_size * batch_size
+  x = d["x_train"][:n].reshape(-1, batch_size, 64)
+  y = d["y_train"][:n].reshape(-1, batch_size)
+  return x, y
+
+
+def _cycle(x, y, num_steps):
+  """A generator of NumPy (x, y) batches, as a data loader yields them (step t: batch t % n)."""
+  for t in range(num_steps):
+    yield x[t % len(x)], y[t % len(y)]
+
+
+def run_data(mode: str = "quick") -> tuple[list[dict], str]:
+  num_configs, num_steps, repeats, mem_batches, mem_bs = DATA_MODES[mode]
+  x, y = _minibatches()
+  params = tasks.mlp_init(jax.random.key(0))
+  lrs = np.logspace(-4, -1, num_configs).astype(np.float32).tolist()
+  kw = {"optimizer": _optimizer, "grid": {"lr": lrs}, "num_steps": num_steps}
+  out = {}
+
+  def stacked(keep=True):
+    def f():
+      out["stacked", keep] = lr_jax.sweep(tasks.mlp_loss, params, (x, y), keep_params=keep, **kw)
+      jax.block_until_ready(out["stacked", keep].best_run.params)
+
+    return f
+
+  def streamed():
+    out["streamed"] = lr_jax.sweep(tasks.mlp_loss, params, _cycle(x, y, num_steps), **kw)
+    jax.block_until_ready(out["streamed"].best_run.params)
+
+  fns = {"stacked": stacked(True), "stacked_no_params": stacked(False), "streamed": streamed}
+  compile_s = {}
+  for k, f in fns.items():
+    t0 = time.perf_counter()
+    f()
+    compile_s[k] = time.perf_counter() - t0
+  samples = interleave(fns, repeats, warmup=1)
+  med = {k: median(v) for k, v in samples.items()}
+  same = bool(np.allclose(out["streamed"].losses, out["stacked", True].losses, rtol=1e-5, atol=1e-6))
+  base = {"name": "sweep_data/digits_mlp", "configs": num_configs, "steps": num_steps, "batch": x.shape[1]}
+  summary = dict(
+    base,
+    contender="summary",
+    **{f"{k}_s": v for k, v in med.items()},
+    **{f"{k}_min_s": float(np.min(v)) for k, v in samples.items()},
+    streamed_throughput_vs_stacked=med["stacked"] / med["streamed"],
+    keep_params_cost=med["stacked"] / med["stacked_no_params"] - 1.0,
+    # minima: on a shared, preempted machine the fastest sample is the least disturbed one
+    streamed_throughput_vs_stacked_min=float(np.min(samples["stacked"]) / np.min(samples["streamed"])),
+    keep_params_cost_min=float(np.min(samples["stacked"]) / np.min(samples["stacked_no_params"]) - 1.0),
+    streamed_equals_stacked=same,
+    chunk_steps=_sweep_mod().STREAM_CHUNK_STEPS,
+  )
+  emit(summary)
+  rows = [summary]
+  mem = []
+  if mem_batches:
+    baseline = _data_memory("baseline", 0, mem_bs, num_configs)
+    for kind in ("streamed", "stacked"):
+      for n in (mem_batches, 10 * mem_batches):
+        r = _data_memory(kind, n, mem_bs, num_configs)
+        r["rss_delta_mb"] = r["peak_rss_mb"] - baseline["peak_rss_mb"]
+        emit(dict(base, contender="memory_data", **r))
+        mem.append(r)
+    rows += mem
+  return rows, markdown_data(summary, mem)
+
+
+def _sweep_mod():
+  return sys.modules["lr_jax._sweep"]
+
+
+def _data_memory(kind: str, num_batches: int, batch_size: int, num_configs: int) -> dict:
+  out = subprocess.run(
+    [sys.executable, __file__, "--child-data", kind, str(num_batches), str(batch_size), str(num_configs)],
+    capture_output=True,
+    text=True,
+    check=True,
+    env=dict(os.environ),
+  )
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _synthetic(num_batches: int, batch_size: int):
+  """``num_batches`` fresh random batches, made one at a time (the dataset never exists whole)."""
+  rng = np.random.default_rng(0)
+  for _ in range(num_batches):
+    yield rng.random((batch_size, 64), np.float32), rng.integers(0, 10, batch_size).astype(np.int32)
+
+
+def _child_data(kind: str, num_batches: int, batch_size: int, num_configs: int) -> None:
+  """One epoch over ``num_batches`` batches (one step each) in a fresh process; prints peak memory."""
+  params = tasks.mlp_init(jax.random.key(0))
+  lrs = np.logspace(-4, -1, num_configs).astype(np.float32).tolist()
+  t0 = time.perf_counter()
+  if kind != "baseline":
+    data = _synthetic(num_batches, batch_size)
+    if kind == "stacked":
+      xs, ys = zip(*data)
+      data = (np.stack(xs), np.stack(ys))
+      del xs, ys
+    res = lr_jax.sweep(
+      tasks.mlp_loss, params, data, optimizer=_optimizer, grid={"lr": lrs}, num_steps=num_batches
+    )
+    jax.block_until_ready(res.best_run.params)
+  wall = time.perf_counter() - t0
+  stats = jax.devices()[0].memory_stats() or {}
+  print(
+    json.dumps(
+      {
+        "kind": kind,
+        "num_batches": num_batches,
+        "data_mb": num_batches * batch_size * (64 * 4 + 4) / 2**20,
+        "wall_s": wall,
+        "peak_rss_mb": _peak_rss_mb(),
+        "device_peak_mb": stats.get("peak_bytes_in_use", float("nan")) / 2**20,
+      }
+    )
+  )
+
+
+def markdown_data(s: dict, mem: list[dict]) -> str:
+  out = (
+    f"### Sweep on streamed data: {s['configs']} Adam rates x {s['steps']} steps, mini-batches of "
+    f"{s['batch']}, digits MLP\n\n"
+    + md_table(
+      ["contender", "run s (median)", "vs stacked"],
+      [
+        ["stacked batches, keep_params=True (default)", f"{s['stacked_s']:.3f}", fmt_ratio(1.0)],
+        [
+          "stacked batches, keep_params=False",
+          f"{s['stacked_no_params_s']:.3f}",
+          fmt_ratio(s["stacked_s"] / s["stacked_no_params_s"]),
+        ],
+        [
+          f"generator of NumPy batches (chunks of {s['chunk_steps']} steps)",
+          f"{s['streamed_s']:.3f}",
+          fmt_ratio(s["streamed_throughput_vs_stacked"]),
+        ],
+      ],
+    )
+    + f"\n\nStreaming throughput: {s['streamed_throughput_vs_stacked']:.2f}x the stacked path by medians, "
+    f"{s['streamed_throughput_vs_stacked_min']:.2f}x by minima (goal >= 0.9x); keeping every configuration's "
+    f"params costs {100 * s['keep_params_cost']:+.1f}% by medians, {100 * s['keep_params_cost_min']:+.1f}% by "
+    f"minima (goal < 10%); same losses: {s['streamed_equals_stacked']}.\n"
+  )
+  if mem:
+    out += "\nPeak memory, one epoch (one step per batch) in a fresh process, over a baseline process:\n\n"
+    out += md_table(
+      ["batches", "kind", "data MB", "peak RSS MB (over baseline)", "wall s (incl. compile)"],
+      [[r["num_batches"], r["kind"], f"{r['data_mb']:.0f}", f"{r['rss_delta_mb']:.1f}", f"{r['wall_s']:.1f}"]
+       for r in mem],
+    )  # fmt: skip
+    out += "\n"
+  return out
+
+
 def markdown(s: dict, mem_rows: list[dict]) -> str:
   nan = float("nan")
   header = ["contender", "run s", "compile s", "sweep speedup"]
@@ -318,9 +491,18 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--mode", choices=list(MODES), default="quick")
   ap.add_argument("--child-mem", type=int, default=None, help=argparse.SUPPRESS)
+  ap.add_argument("--child-data", nargs=4, default=None, help=argparse.SUPPRESS)
+  ap.add_argument("--data-only", action="store_true", help="only the streamed-data benchmark (issue 12)")
   args = ap.parse_args(argv)
   if args.child_mem is not None:
     _child_mem(args.child_mem, args.mode)
+    return
+  if args.child_data is not None:
+    kind, n, bs, c = args.child_data
+    _child_data(kind, int(n), int(bs), int(c))
+    return
+  if args.data_only:
+    print(run_data(args.mode)[1])
     return
   _, md = run(args.mode)
   print(md)

@@ -15,9 +15,11 @@ about 20 chunks between progress-bar updates (:func:`run_chunked`).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -201,3 +203,277 @@ def run_chunked(total: int, progress: bool, desc: str, *, whole: Callable, init:
     rows.append(jax.block_until_ready(row))
     bar.update(length)
   return carry, jax.tree_util.tree_map(lambda *r: jnp.concatenate(r, axis=1), *rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Params of any framework: the trained leaves, the frozen arrays, the static rest.
+
+
+def is_trainable(x) -> bool:
+  """A leaf that is trained: a JAX or NumPy array of a floating (or complex) dtype (Equinox's
+  ``is_inexact_array``). Python floats, integer and key arrays, functions and other objects are not."""
+  if isinstance(x, (jax.Array, np.ndarray, np.generic)):
+    return jnp.issubdtype(x.dtype, jnp.inexact)
+  return False
+
+
+def _is_array(x) -> bool:
+  return isinstance(x, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct))
+
+
+class _Static:
+  """A non-array leaf of a params pytree, compared by value when hashable, else by identity."""
+
+  __slots__ = ("_key", "value")
+
+  def __init__(self, value):
+    self.value = value
+    try:
+      hash(value)
+      self._key = (type(value), value)
+    except TypeError:
+      self._key = (type(value), _Id(value))
+
+  def __eq__(self, other):
+    return isinstance(other, _Static) and self._key == other._key
+
+  def __hash__(self):
+    return hash(self._key)
+
+
+class _Id:
+  """Compares by identity (and keeps the object alive, so its id stays unique)."""
+
+  __slots__ = ("obj",)
+
+  def __init__(self, obj):
+    self.obj = obj
+
+  def __eq__(self, other):
+    return isinstance(other, _Id) and self.obj is other.obj
+
+  def __hash__(self):
+    return id(self.obj)
+
+
+TRAIN, FROZEN = "train", "frozen"
+
+
+class ParamSplit:
+  """How a params pytree splits into trained leaves, frozen arrays and static leaves (hashable).
+
+  ``kinds[i]`` is ``"train"`` (an inexact array: differentiated and updated), ``"frozen"`` (another
+  array, e.g. an integer counter or a PRNG key: carried unchanged) or a :class:`_Static` (anything
+  else, e.g. an Equinox module's activation function: part of the compiled program).
+  """
+
+  __slots__ = ("kinds", "treedef")
+
+  def __init__(self, treedef, kinds):
+    self.treedef, self.kinds = treedef, tuple(kinds)
+
+  def __eq__(self, other):
+    return isinstance(other, ParamSplit) and (self.treedef, self.kinds) == (other.treedef, other.kinds)
+
+  def __hash__(self):
+    return hash((self.treedef, self.kinds))
+
+  def merge(self, train, frozen):
+    """The full params from the trained tree (``None`` where not trained) and the frozen arrays."""
+    t_leaves = self.treedef.flatten_up_to(train)
+    frozen = iter(frozen)
+    leaves = [
+      t if k == TRAIN else next(frozen) if k == FROZEN else k.value for k, t in zip(self.kinds, t_leaves)
+    ]
+    return self.treedef.unflatten(leaves)
+
+
+def split_params(params) -> tuple[ParamSplit, Any, tuple]:
+  """``(split, train, frozen)``: as ``eqx.partition(params, eqx.is_inexact_array)``.
+
+  ``train`` has the structure of ``params`` with ``None`` at every leaf that is not trained (what an
+  Optax optimizer is given: it skips ``None``); ``frozen`` is the tuple of the other array leaves.
+  ``split.merge(train, frozen)`` gives ``params`` back.
+  """
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  kinds = [TRAIN if is_trainable(x) else FROZEN if _is_array(x) else _Static(x) for x in leaves]
+  train = treedef.unflatten([x if k == TRAIN else None for k, x in zip(kinds, leaves)])
+  frozen = tuple(x for k, x in zip(kinds, leaves) if k == FROZEN)
+  return ParamSplit(treedef, kinds), train, frozen
+
+
+def abstract_split(init_fn: Callable, key) -> tuple[ParamSplit, Any, tuple]:
+  """:func:`split_params` of ``init_fn(key)``, traced abstractly (no FLOPs): as ``eqx.filter_eval_shape``."""
+  box = {}
+
+  def arrays(k):
+    split, train, frozen = split_params(init_fn(k))
+    box["split"] = split
+    return train, frozen
+
+  train, frozen = jax.eval_shape(arrays, key)
+  return box["split"], train, frozen
+
+
+# --------------------------------------------------------------------------------------------------
+# Functions compared by their code, so fresh lambdas hit the compile cache.
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _value_key(v, depth: int):
+  if isinstance(v, _SCALARS):
+    return (type(v), repr(v))  # repr: -0.0 != 0.0, 1 != True
+  if isinstance(v, tuple):
+    return ("tuple", tuple(_value_key(x, depth) for x in v))
+  if callable(v) and depth < 4:
+    return _fn_key(v, depth + 1)
+  return _Id(v)
+
+
+def _global_names(code) -> set[str]:
+  names = set(code.co_names)
+  for c in code.co_consts:
+    if hasattr(c, "co_names"):
+      names |= _global_names(c)
+  return names
+
+
+def _fn_key(fn, depth: int = 0):
+  """What :class:`SameCode` compares: code, defaults, closure values and referenced globals."""
+  if isinstance(fn, types.FunctionType):
+    cells = []
+    for cell in fn.__closure__ or ():
+      try:
+        cells.append(_value_key(cell.cell_contents, depth))
+      except ValueError:  # an empty cell
+        cells.append(None)
+    glob = fn.__globals__
+    names = sorted(n for n in _global_names(fn.__code__) if n in glob)
+    return (
+      "function",
+      fn.__code__,
+      _value_key(fn.__defaults__ or (), depth),
+      tuple(sorted((k, _value_key(v, depth)) for k, v in (fn.__kwdefaults__ or {}).items())),
+      tuple(cells),
+      tuple((n, _value_key(glob[n], depth)) for n in names),
+    )
+  if isinstance(fn, functools.partial):
+    return (
+      "partial",
+      _value_key(fn.func, depth),
+      _value_key(tuple(fn.args), depth),
+      tuple(sorted((k, _value_key(v, depth)) for k, v in fn.keywords.items())),
+    )
+  if isinstance(fn, types.MethodType):
+    return ("method", _value_key(fn.__func__, depth), _Id(fn.__self__))
+  return _Id(fn)
+
+
+class SameCode:
+  """Wraps a function; two wrappers are equal when their functions would compute the same thing.
+
+  Equal means: the same code object (equal by value, as Python compares code), the same defaults,
+  and the same captured values -- each closure cell and each global the code names: numbers,
+  strings, None and tuples of them by value, functions recursively by these rules (4 levels), any
+  other object (an array, a module, a model) by identity. So ``lambda h: optax.adam(h["lr"])``
+  written once and evaluated again (a loop, a notebook cell run again) is equal to the last one,
+  while a lambda closing over a different float, or over a new array, is not. Used as a static
+  argument of ``jax.jit``, it makes fresh lambdas of the same code reuse the compiled program.
+  """
+
+  __slots__ = ("_hash", "_key", "fn")
+
+  def __init__(self, fn: Callable):
+    self.fn = fn
+    self._key = _fn_key(fn)
+    try:
+      self._hash = hash(self._key)
+    except TypeError:  # an unhashable default or closure value: identity
+      self._key = _Id(fn)
+      self._hash = hash(self._key)
+
+  def __call__(self, *args, **kwargs):
+    return self.fn(*args, **kwargs)
+
+  def __eq__(self, other):
+    return isinstance(other, SameCode) and self._hash == other._hash and self._key == other._key
+
+  def __hash__(self):
+    return self._hash
+
+  def __repr__(self):
+    return f"SameCode({self.fn!r})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Streaming: batches from any iterable, cut into chunks of steps stacked on the host.
+
+
+def is_stream(batches) -> bool:
+  """True for an iterable of batches that is not itself a batch pytree or a Python list of batches:
+  a generator, an iterator, a data loader (anything iterable that is not a list, tuple, dict or array)."""
+  if isinstance(batches, (list, tuple, dict, np.ndarray, np.generic, jax.Array, str, bytes)):
+    return False
+  return hasattr(batches, "__iter__") or hasattr(batches, "__next__")
+
+
+class BatchStream:
+  """Consumes an iterable of batches ``chunk(n)`` at a time, as host (NumPy) arrays stacked on a
+  leading step axis; memory is bounded by one chunk. A re-iterable source (``iter(x) is not x``,
+  e.g. a list or a PyTorch ``DataLoader``) is started again when it runs out (a new epoch); an
+  iterator (a generator) that runs out raises ``ValueError``.
+
+  Every batch must have the structure and leaf shapes of the first one (drop the last, smaller batch).
+  """
+
+  def __init__(self, batches, fn: str):
+    self.fn, self.source = fn, batches
+    self.restartable = iter(batches) is not batches if hasattr(batches, "__iter__") else False
+    self.it = iter(batches) if hasattr(batches, "__iter__") else batches
+    self.consumed = 0
+    first = self._next()
+    self.pending = [first]
+    leaves, self.treedef = jax.tree_util.tree_flatten(first)
+    if not leaves:
+      raise ValueError(f"{fn}: the batches of an iterable `batches` must hold arrays, got {first!r}.")
+    self.shapes = [np.shape(x) for x in leaves]
+    self.dtypes = [np.asarray(x).dtype for x in leaves]
+
+  def _next(self):
+    try:
+      b = next(self.it)
+    except StopIteration:
+      if not self.restartable:
+        raise ValueError(
+          f"{self.fn}: the iterable `batches` ran out after {self.consumed} batches; it must yield a "
+          "batch for every step (num_steps), or be re-iterable (then it is started again, an epoch)."
+        ) from None
+      self.it = iter(self.source)
+      try:
+        b = next(self.it)
+      except StopIteration:
+        raise ValueError(f"{self.fn}: the iterable `batches` yields no batch.") from None
+    self.consumed += 1
+    return b
+
+  def spec(self):
+    """One stacked batch (leading axis 1) of the first batch: what ``batch_spec`` and checks take."""
+    return self.treedef.unflatten([np.asarray(x)[None] for x in jax.tree_util.tree_leaves(self.pending[0])])
+
+  def chunk(self, n: int):
+    """The next ``n`` batches stacked: a pytree of NumPy arrays of shape ``[n, *batch_shape]``."""
+    out = [np.empty((n, *s), d) for s, d in zip(self.shapes, self.dtypes)]
+    for j in range(n):
+      b = self.pending.pop() if self.pending else self._next()
+      leaves, treedef = jax.tree_util.tree_flatten(b)
+      shapes = [np.shape(x) for x in leaves]
+      if treedef != self.treedef or shapes != self.shapes:
+        raise ValueError(
+          f"{self.fn}: every batch of an iterable `batches` must have the structure and shapes of the "
+          f"first, got leaf shapes {self.shapes} for batch 0 and {shapes} for batch {self.consumed - 1} "
+          "(drop the last, smaller batch, e.g. drop_last=True)."
+        )
+      for o, x in zip(out, leaves):
+        o[j] = np.asarray(x)
+    return self.treedef.unflatten(out)

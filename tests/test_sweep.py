@@ -144,23 +144,64 @@ def test_invalid_and_diverging_configurations_come_back_nan():
   assert res.best()["steps"] == 20
 
 
-def test_seeds_axis_initialises_each_configuration_from_its_key():
+def test_seeds_keyword_initialises_each_run_from_its_key_and_averages():
   res = sweep(
     loss_fn,
-    init_fn,
+    None,
     BATCHES,
+    init_fn=init_fn,
+    seeds=[0, 3],
     optimizer=sgd_momentum,
-    grid={"lr": [0.02], "seeds": [0, 3]},
+    grid={"lr": [0.02, 0.05]},
     num_steps=NUM_STEPS,
     eval_fn=eval_fn,
     eval_mode="min",
   )
-  assert res.configs == [{"lr": 0.02, "seeds": 0}, {"lr": 0.02, "seeds": 3}]
-  for i, seed in enumerate((0, 3)):
-    losses, final, ev = plain_optax_run(optax.sgd(0.02, momentum=0.9), init_fn(jax.random.key(seed)))
-    np.testing.assert_allclose(res.losses[i], losses, rtol=2e-6, atol=1e-7)
-    np.testing.assert_allclose(res.eval[i], ev, rtol=2e-6, atol=1e-7)
-  assert not np.allclose(res.losses[0], res.losses[1])
+  assert res.configs == [{"lr": 0.02}, {"lr": 0.05}] and res.seeds == (0, 3) and res.by_seed.seeds == (0, 3)
+  assert res.by_seed.losses.shape == (2, 2, NUM_STEPS) and res.by_seed.eval.shape == (2, 2)
+  for i, lr in enumerate((0.02, 0.05)):
+    runs = [plain_optax_run(optax.sgd(lr, momentum=0.9), init_fn(jax.random.key(seed))) for seed in (0, 3)]
+    for j, (losses, final, ev) in enumerate(runs):
+      np.testing.assert_allclose(res.by_seed.losses[i, j], losses, rtol=2e-6, atol=1e-7)
+      np.testing.assert_allclose(res.by_seed.eval[i, j], ev, rtol=2e-6, atol=1e-7)
+    evs = np.array([r[2] for r in runs])
+    np.testing.assert_allclose(res.eval[i], evs.mean(), rtol=2e-6)  # aggregated: the mean over seeds
+    np.testing.assert_allclose(res.score(stat="std")[0][i], evs.std(), rtol=1e-4)
+    np.testing.assert_allclose(res.score(stat="min")[0][i], evs.min(), rtol=2e-6)
+    np.testing.assert_allclose(res.score(seed=3)[0][i], evs[1], rtol=2e-6)
+    row = res.table()[i]
+    assert row["eval"] == res.eval[i] and row["eval_max"] == res.score(stat="max")[0][i]
+  assert not np.allclose(res.by_seed.losses[0, 0], res.by_seed.losses[0, 1])
+  # params keep a [configs, seeds] axis; best_params() is the winner's best seed
+  assert res.params["w"].shape == (2, 2, 3) and res.opt_state[0].trace["w"].shape == (2, 2, 3)
+  i = res.best_index()
+  j = int(np.argmin(res.by_seed.eval[i]))
+  np.testing.assert_array_equal(res.best_params()["w"], res.params["w"][i, j])
+  np.testing.assert_allclose(eval_fn(res.best_params()), res.by_seed.eval[i, j], rtol=1e-6)
+  np.testing.assert_array_equal(res.best_params(seed=0)["w"], res.params["w"][i, 0])
+
+
+def test_best_aggregates_over_seeds_not_one_lucky_seed():
+  # configuration 0 has one lucky seed (the lowest single number) but the higher mean
+  def init(key):
+    return {"w": jnp.zeros(()) + jax.random.uniform(key) * 0.0}
+
+  res = sweep(
+    lambda p, b: (p["w"] - b) ** 2,
+    None,
+    jnp.zeros((1,)),
+    init_fn=init,
+    seeds=2,
+    optimizer=lambda h: optax.sgd(h["lr"]),
+    grid={"lr": [0.1, 0.2]},
+    num_steps=1,
+    eval_fn=lambda p: p["w"] ** 2,
+    eval_mode="min",
+  )
+  assert res.valid.all() and res.best()["lr"] == res.configs[res.best_index()]["lr"]
+  fake = res._replace(by_seed=res.by_seed._replace(eval=np.array([[0.0, 10.0], [2.0, 3.0]])))
+  assert fake.best_index() == 1 and fake.best_index(seed=0) == 0 and fake.best(seed=0)["eval"] == 0.0
+  assert fake.table()[0]["eval_min"] == 0.0 and fake.table()[0]["eval_std"] == 5.0
 
 
 def test_progress_bar_gives_the_same_numbers(capsys, vmapped):
@@ -206,10 +247,12 @@ def test_strict_dtype_promotion_with_seeds_and_progress():
   with jax.numpy_dtype_promotion("strict"):
     res = sweep(
       loss_fn,
-      init_fn,
+      None,
       BATCHES,
+      init_fn=init_fn,
+      seeds=[1],
       optimizer=sgd_momentum,
-      grid={"lr": [0.02, 0.05], "seeds": [1]},
+      grid={"lr": [0.02, 0.05]},
       num_steps=4,
       eval_fn=eval_fn,
       eval_mode="min",
@@ -243,35 +286,40 @@ def test_grid_expansion():
 @pytest.mark.parametrize(
   "kwargs, match",
   [
-    (dict(grid={}), "`grid`"),
-    (dict(grid={"lr": []}), "`grid` axis 'lr'"),
-    (dict(grid={"lr": ["fast"]}), "`grid\\['lr'\\]` must be a number, got grid\\['lr'\\]='fast'"),
-    (dict(grid=[{"lr": 0.1}, {"rate": 0.1}]), "`grid`"),
-    (dict(grid={"lr": [0.1], "seeds": [0]}), "seeds"),
-    (dict(num_steps=0), "num_steps"),
-    (dict(max_parallel=0), "max_parallel"),
-    (dict(optimizer=optax.sgd(0.1)), "optimizer"),
-    (dict(eval_fn=lambda p: p["w"], eval_mode="min"), "`eval_fn` must return a scalar"),
+    ({"grid": {}}, "`grid`"),
+    ({"grid": {"lr": []}}, "`grid` axis 'lr'"),
+    ({"grid": {"lr": ["fast"]}}, "`grid\\['lr'\\]` must be a number, got grid\\['lr'\\]='fast'"),
+    ({"grid": [{"lr": 0.1}, {"rate": 0.1}]}, "`grid`"),
+    ({"grid": {"lr": [0.1], "seeds": [0]}}, "seeds"),
+    ({"num_steps": 0}, "num_steps"),
+    ({"max_parallel": 0}, "max_parallel"),
+    ({"optimizer": optax.sgd(0.1)}, "optimizer"),
+    ({"eval_fn": lambda p: p["w"], "eval_mode": "min"}, "`eval_fn` must return a scalar"),
     (
-      dict(eval_fn=eval_fn),
+      {"eval_fn": eval_fn},
       "`eval_mode` must be 'min' or 'max' when eval_fn is given, got eval_mode=None\\.",
     ),
     (
-      dict(eval_fn=eval_fn, eval_mode="maximize"),
+      {"eval_fn": eval_fn, "eval_mode": "maximize"},
       "`eval_mode` must be 'min' or 'max' .*eval_mode='maximize'",
     ),
-    (dict(eval_mode="max"), "`eval_mode` .*needs an eval_fn, got eval_mode='max' with eval_fn=None"),
-    (dict(grid={"lr": [0.1, float("nan")]}), "`grid\\['lr'\\]` must be finite"),
-    (dict(grid={"lr": [True]}), "`grid\\['lr'\\]` must be a number"),
-    (dict(batches=[BATCH0, {"x": X[1, :5], "y": Y[1, :5]}]), "same shapes, got leaf shapes .* for batch 1"),
-    (dict(batches={"x": X, "y": Y[:2]}), "`batches` .*leading axes \\[2, 4\\]"),
-    (dict(loss_fn=lambda p, b: b["x"] @ p["w"]), "`loss_fn` must return a real scalar"),
+    ({"eval_mode": "max"}, "`eval_mode` .*needs an eval_fn, got eval_mode='max' with eval_fn=None"),
+    ({"grid": {"lr": [0.1, float("nan")]}}, "`grid\\['lr'\\]` must be finite"),
+    ({"grid": {"lr": [True]}}, "`grid\\['lr'\\]` must be a number"),
+    ({"batches": [BATCH0, {"x": X[1, :5], "y": Y[1, :5]}]}, "same shapes, got leaf shapes .* for batch 1"),
+    ({"batches": {"x": X, "y": Y[:2]}}, "`batches` .*leading axes \\[2, 4\\]"),
+    ({"loss_fn": lambda p, b: b["x"] @ p["w"]}, "`loss_fn` must return a real scalar"),
   ],
 )
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
-  args = dict(
-    loss_fn=loss_fn, params=PARAMS, batches=BATCHES, optimizer=sgd_momentum, grid={"lr": [0.1]}, num_steps=3
-  )
+  args = {
+    "loss_fn": loss_fn,
+    "params": PARAMS,
+    "batches": BATCHES,
+    "optimizer": sgd_momentum,
+    "grid": {"lr": [0.1]},
+    "num_steps": 3,
+  }
   args.update(kwargs)
   with pytest.raises(ValueError, match=f"sweep: .*{match}"):
     sweep(args.pop("loss_fn"), args.pop("params"), args.pop("batches"), **args)
@@ -393,7 +441,7 @@ def test_large_integer_grid_values_with_x64_are_int64():
 
 def test_a_list_of_batches_is_stacked():
   listed = [{"x": X[j], "y": Y[j]} for j in range(4)]  # what a data loader yields
-  kw = dict(optimizer=sgd_momentum, grid={"lr": [0.01, 0.05]}, num_steps=9)
+  kw = {"optimizer": sgd_momentum, "grid": {"lr": [0.01, 0.05]}, "num_steps": 9}
   a = sweep(loss_fn, PARAMS, listed, **kw)
   b = sweep(loss_fn, PARAMS, BATCHES, **kw)
   np.testing.assert_array_equal(a.losses, b.losses)
@@ -410,3 +458,67 @@ def test_one_example_per_batch_warns():
       grid={"lr": [0.01]},
       num_steps=2,
     )
+
+
+# ------------------------------------------------------------------------- compile cache, kept results
+
+
+def _sweep_with_fresh_lambdas(scale=1.0, data=None):
+  """Every call makes new function objects with the same code (as a notebook cell run again)."""
+  return sweep(
+    lambda p, b: loss_fn(p, b) * scale,
+    PARAMS,
+    BATCHES if data is None else data,
+    optimizer=lambda h: optax.sgd(h["lr"], momentum=0.9),
+    grid={"lr": [0.01, 0.02]},
+    num_steps=5,
+    eval_fn=lambda p: eval_fn(p),
+    eval_mode="min",
+  )
+
+
+def test_fresh_lambdas_with_the_same_code_reuse_the_compiled_program():
+  import sys
+
+  run_all = sys.modules["lr_jax._sweep"]._run_all
+  a = _sweep_with_fresh_lambdas()
+  n = run_all._cache_size()
+  b = _sweep_with_fresh_lambdas()  # new lambdas, same code, same captured values: no compile
+  assert run_all._cache_size() == n
+  np.testing.assert_array_equal(a.losses, b.losses)
+  c = _sweep_with_fresh_lambdas(scale=2.0)  # a different captured number: a new program, the right numbers
+  assert run_all._cache_size() == n + 1
+  np.testing.assert_allclose(c.losses[:, 0], 2 * a.losses[:, 0], rtol=1e-6)
+  _sweep_with_fresh_lambdas(scale=2.0)
+  assert run_all._cache_size() == n + 1
+
+
+def test_keep_params_false_keeps_only_the_winner():
+  kw = {
+    "optimizer": sgd_momentum,
+    "grid": {"lr": [0.001, 0.01, 0.05]},
+    "num_steps": 7,
+    "eval_fn": eval_fn,
+    "eval_mode": "min",
+  }
+  full = sweep(loss_fn, PARAMS, BATCHES, **kw)
+  lean = sweep(loss_fn, PARAMS, BATCHES, keep_params=False, **kw)
+  assert lean.params is None and lean.opt_state is None and full.params["w"].shape == (3, 3)
+  i = full.best_index()
+  assert lean.best_run.index == i == full.best_run.index and lean.best_run.seed == 0
+  np.testing.assert_array_equal(lean.best_params()["w"], full.params["w"][i])
+  np.testing.assert_array_equal(lean.best_opt_state()[0].trace["w"], full.opt_state[0].trace["w"][i])
+  # the winner's params are what a plain loop with its hyperparameters trains
+  tx = optax.sgd(full.configs[i]["lr"], momentum=0.9)
+  p, s = PARAMS, tx.init(PARAMS)
+  for t in range(7):
+    u, s = tx.update(jax.grad(loss_fn)(p, {k: v[t % 4] for k, v in BATCHES.items()}), s, p)
+    p = optax.apply_updates(p, u)
+  np.testing.assert_allclose(full.best_params()["w"], p["w"], rtol=2e-6)
+  if full.best_index("train_loss") != i:
+    with pytest.raises(ValueError, match="SweepResult.best_params: with keep_params=False only the default"):
+      lean.best_params("train_loss")
+  worst = int(np.argmax(full.eval))
+  with pytest.raises(ValueError, match="keep_params=False"):
+    lean.best_params(mode="max")  # the worst by eval: not kept
+  np.testing.assert_array_equal(full.best_params(mode="max")["w"], full.params["w"][worst])

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from lr_jax.optimizers._plateau import ReduceOnPlateauState
+from lr_jax.optimizers._schedule_free import ScheduleFreeState
 from lr_jax.schedules._base import FunctionSchedule
 
 __all__ = ["ScaleByLearningRateState", "current_lr"]
@@ -159,8 +160,6 @@ def _merge(parts: list) -> _Found:
 
 
 def _walk(node, skip_lr: bool) -> _Found:
-  from lr_jax.optimizers._schedule_free import ScheduleFreeState  # here: _schedule_free imports this module
-
   if isinstance(node, ScheduleFreeState):  # the rate (warm-up / rectification included) of the next update
     return _Found([], False, None) if skip_lr else _Found([node.next_lr], True, None)
   if isinstance(node, ScaleByLearningRateState):
