@@ -16,7 +16,6 @@ import numpy as np
 
 __all__ = ["lr_find", "lr_find_grid", "schedules", "sweep"]
 
-_SEEDS = "seeds"  # the sweep grid's seed axis (lr_jax.sweep): averaged over, never plotted against
 _LABEL_WIDTH = 44  # legend labels are wrapped at this many characters
 _MAX_LEGEND = 10  # more curves than this are coloured by a colorbar instead of a legend
 _SUGGESTION_RULES = {
@@ -344,28 +343,30 @@ def _cfg_label(cfg: dict, names, categories) -> str:
 
 
 class _Group:
-  """The configurations of one point of the grid, over its seeds."""
+  """One configuration of the grid over its seeds (``sweep(..., seeds=)``): mean curve, band, score."""
 
-  def __init__(self, cfg, idx, result, score):
+  def __init__(self, cfg, i, result, score, key):
     self.cfg = cfg
-    self.idx = np.asarray(idx)
-    ok = np.asarray(result.valid)[self.idx] & np.isfinite(score[self.idx])
-    self.seeds = len(self.idx)
+    runs = getattr(result, "by_seed", None)
+    if runs is None:  # a result built by hand: one seed
+      losses = np.asarray(result.losses, np.float64)[i][None]
+      ok = np.asarray([bool(np.asarray(result.valid)[i]) and np.isfinite(score[i])])
+      raw = np.asarray([score[i]])
+    else:
+      losses = np.asarray(runs.losses, np.float64)[i]
+      raw = np.asarray(runs.eval if key == "eval" else runs.train_loss, np.float64)[i]
+      ok = np.asarray(runs.valid)[i] & np.isfinite(raw)
+    self.seeds = len(ok)
     self.ok = int(ok.sum())
-    losses = np.asarray(result.losses, np.float64)[self.idx[ok]]
-    s = score[self.idx[ok]]
-    self.curve = losses.mean(0) if self.ok else None
-    self.band = (losses.min(0), losses.max(0)) if self.ok > 1 else None
-    self.score = float(s.mean()) if self.ok else np.nan
-    self.score_range = (float(s.min()), float(s.max())) if self.ok > 1 else None
+    self.curve = losses[ok].mean(0) if self.ok else None
+    self.band = (losses[ok].min(0), losses[ok].max(0)) if self.ok > 1 else None
+    self.score = float(raw[ok].mean()) if self.ok else np.nan
+    self.score_range = (float(raw[ok].min()), float(raw[ok].max())) if self.ok > 1 else None
 
 
-def _groups(result, names, score) -> list[_Group]:
-  """Configurations grouped by their non-seed hyperparameters (grid order)."""
-  order: dict[tuple, list[int]] = {}
-  for i, cfg in enumerate(result.configs):
-    order.setdefault(tuple(cfg[k] for k in names), []).append(i)
-  return [_Group(dict(zip(names, key)), idx, result, score) for key, idx in order.items()]
+def _groups(result, names, score, key) -> list[_Group]:
+  """One group per configuration (grid order); its seeds are averaged."""
+  return [_Group({k: cfg[k] for k in names}, i, result, score, key) for i, cfg in enumerate(result.configs)]
 
 
 def _best_of(groups, mode):
@@ -379,8 +380,8 @@ def _best_of(groups, mode):
 def sweep(result, ax=None, metric: str | None = None, categories: Mapping[str, Sequence[str]] | None = None):
   """Plots a :class:`~lr_jax.SweepResult`.
 
-  Configurations that differ only in their ``"seeds"`` value are one point of the grid: the curves
-  show their mean training loss with a min-max band, the score their mean with min-max error bars.
+  With ``sweep(..., seeds=n)`` each configuration is drawn over its seeds (``result.by_seed``): the
+  curves show the mean training loss with a min-max band, the score its mean with min-max error bars.
   The score is what :meth:`SweepResult.score` ranks by (``eval`` in the sweep's ``eval_mode``, else
   the train loss), so the figure and :meth:`SweepResult.best` agree.
 
@@ -411,10 +412,10 @@ def sweep(result, ax=None, metric: str | None = None, categories: Mapping[str, S
     >>> print(len(axes), axes[1].get_ylabel())
     2 train loss (lower is better)
   """
-  names = [k for k in result.configs[0] if k != _SEEDS] if result.configs else []
+  names = list(result.configs[0]) if result.configs else []
   values, key, mode = result.score()
   score = np.asarray(values, np.float64)
-  groups = _groups(result, names, score)
+  groups = _groups(result, names, score, key)
   what = (metric or "eval") if key == "eval" else "train loss"
   score_label = f"{what} ({'higher' if mode == 'max' else 'lower'} is better)"
   if ax is None:

@@ -152,8 +152,10 @@ def test_sweep_plot_aggregates_seeds_and_names_the_metric(tmp_path):
   assert legend_texts(curves) == [f"lr={lr:.3g}, k={k}" for lr in (0.01, 0.05, 0.1) for k in ("slow", "fast")]
   assert curves.get_legend().get_title().get_text() == "mean of 3 seeds, band: min-max"
   assert curves.get_ylabel() == "training loss (mean over seeds)"
-  losses = np.asarray(SEEDED.losses).reshape(3, 2, 3, -1)  # grid order: lr, k, seeds
+  losses = np.asarray(SEEDED.by_seed.losses).reshape(3, 2, 3, -1)  # grid order: lr, k; then seeds
   np.testing.assert_allclose(curves.get_lines()[1].get_ydata(), losses[0, 1].mean(0), rtol=1e-6)
+  band = curves.collections[1].get_paths()[0].vertices[:, 1]  # the min-max band of the seeds of line 1
+  assert np.isclose(band.min(), losses[0, 1].min(), rtol=1e-6) and np.isclose(band.max(), losses[0, 1].max())
   for a in (by_lr, by_k):
     assert a.get_ylabel() == "minus squared norm (higher is better)"
   assert [t.get_text() for t in by_k.get_xticklabels()] == ["slow", "fast"]  # categorical: 2 ticks, not 0..1
@@ -164,7 +166,7 @@ def test_sweep_plot_aggregates_seeds_and_names_the_metric(tmp_path):
     "lr=0.05",
     "lr=0.1",
   ]
-  ev = np.asarray(SEEDED.eval).reshape(3, 2, 3)
+  ev = np.asarray(SEEDED.by_seed.eval).reshape(3, 2, 3)
   x, y = by_k.get_lines()[0].get_data()
   np.testing.assert_allclose(np.asarray(y, float), ev[0].mean(-1), rtol=1e-6)
   np.testing.assert_array_equal(np.asarray(x, float), [0, 1])
