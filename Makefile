@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile  # one worker per core; a test file stays on one worker
 
 demo: $(STAMP)
 	$(VENV)/bin/lr-jax demo --out lr_jax_demo
