@@ -179,7 +179,7 @@ def _figure(curves, suggested, path):
     t = np.arange(1, len(loss_y) + 1)
     if name.startswith(("schedule_free", "dog")):
       ax.plot(t, loss_y, color=color, alpha=0.35, lw=1)
-      ax.plot(t, loss_x, color=color, lw=1.5, label=f"{name}: x (light: y)")
+      ax.plot(t, loss_x, color=color, lw=1.5, label=f"{name}: averaged point (faint: gradient point)")
     else:
       ax.plot(t, loss_y, color=color, lw=1.5, label=name)
     if name in ("prodigy", "dadapt_adam", "dog + averaging"):
