@@ -363,6 +363,10 @@ class LRFindResult(NamedTuple):
     method = self.method if method is None else method
     choice(method, SUGGESTION_METHODS, fn=fn, name="method")
     skip_start = len(self.lrs) // 10 if skip_start is None else skip_start
+    skip_start = int(number(skip_start, fn=fn, name="skip_start", integer=True))
+    skip_end = int(number(skip_end, fn=fn, name="skip_end", integer=True))
+    check(skip_start >= 0, fn=fn, must="`skip_start` must be >= 0", skip_start=skip_start)
+    check(skip_end >= 0, fn=fn, must="`skip_end` must be >= 0", skip_end=skip_end)
     return _suggest_all(
       self.lrs,
       self.smoothed_losses,
@@ -557,10 +561,17 @@ class LRFindGrid(NamedTuple):
 
   def best(self) -> dict:
     """The row whose smoothed loss reaches the lowest value: ``{name: value, "suggestion": ...,
-    "min_loss": ...}`` (the rule of Smith 2018: the weight decay whose range test goes lowest)."""
-    mins = np.array(
-      [np.nanmin(r.smoothed_losses) if np.isfinite(r.smoothed_losses).any() else np.inf for r in self.rows]
-    )
+    "min_loss": ...}`` (the rule of Smith 2018: the weight decay whose range test goes lowest).
+
+    Raises ``ValueError`` when no row has a finite smoothed loss."""
+    finite = [np.asarray(r.smoothed_losses, np.float64) for r in self.rows]
+    finite = [s[np.isfinite(s)] for s in finite]  # -inf is a divergence, not the lowest loss
+    mins = np.array([s.min() if s.size else np.inf for s in finite])
+    if not np.isfinite(mins).any():
+      raise ValueError(
+        f"LRFindGrid.best: no row has a finite smoothed loss (every range test over {self.name} "
+        "diverged at once or saw only NaN); lower max_lr or check the loss."
+      )
     g = int(np.argmin(mins))
     return {
       self.name: float(self.values[g]),

@@ -124,10 +124,10 @@ class SweepResult(NamedTuple):
   def _seed_index(self, seed, fn) -> int | None:
     if seed is None:
       return None
-    seeds = self.by_seed.seeds
+    seeds = (0,) if self.by_seed is None else self.by_seed.seeds  # a result built by hand: one run each
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) not in seeds:
       raise ValueError(f"{fn}: `seed` must be one of the sweep's seeds {list(seeds)}, got seed={seed!r}.")
-    return seeds.index(int(seed))
+    return None if self.by_seed is None else seeds.index(int(seed))
 
   def score(
     self, key: str | None = None, mode: str | None = None, *, seed: int | None = None, stat: str = "mean"

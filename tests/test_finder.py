@@ -577,3 +577,34 @@ def test_bad_grid_arguments_raise_value_error_naming_them(kwargs, match):
   kwargs = {"optimizer": wd_sgd, **kwargs}
   with pytest.raises(ValueError, match=f"lr_find_grid: .*{match}"):
     lr_find_grid(ls_loss, jnp.zeros(5), FULL_BATCH, **kwargs)
+
+
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
+    ({"skip_start": -1}, r"LRFindResult.suggest: `skip_start` must be >= 0, got skip_start=-1"),
+    ({"skip_end": -2}, r"LRFindResult.suggest: `skip_end` must be >= 0, got skip_end=-2"),
+    ({"skip_start": 1.5}, r"LRFindResult.suggest: `skip_start` must be a whole number"),
+    ({"skip_end": "5"}, r"LRFindResult.suggest: `skip_end` must be a number"),
+  ],
+)
+def test_suggest_rejects_bad_skips_by_name(ls_result, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    ls_result.suggest(**kwargs)
+
+
+def test_grid_best_ignores_a_minus_inf_loss(ls_result):
+  from lr_jax import LRFindGrid
+
+  bad = ls_result._replace(smoothed_losses=np.where(np.arange(len(ls_result.lrs)) == 3, -np.inf, 5.0))
+  good = ls_result._replace(smoothed_losses=np.full(len(ls_result.lrs), 1.0))
+  best = LRFindGrid("weight_decay", np.array([0.0, 1.0]), (bad, good)).best()
+  assert best["weight_decay"] == 1.0 and best["min_loss"] == 1.0
+
+
+def test_grid_best_raises_when_no_row_has_a_finite_loss(ls_result):
+  from lr_jax import LRFindGrid
+
+  nan = ls_result._replace(smoothed_losses=np.full(len(ls_result.lrs), np.nan))
+  with pytest.raises(ValueError, match="LRFindGrid.best: no row has a finite smoothed loss"):
+    LRFindGrid("weight_decay", np.array([0.0, 1.0]), (nan, nan)).best()

@@ -522,3 +522,24 @@ def test_keep_params_false_keeps_only_the_winner():
   with pytest.raises(ValueError, match="keep_params=False"):
     lean.best_params(mode="max")  # the worst by eval: not kept
   np.testing.assert_array_equal(full.best_params(mode="max")["w"], full.params["w"][worst])
+
+
+def test_a_result_built_by_hand_takes_seed_0_and_names_a_bad_seed():
+  from lr_jax import SweepResult
+
+  res = SweepResult(
+    np.zeros((2, 3)),
+    np.array([1.0, 0.5]),
+    None,
+    None,
+    [{"lr": 1}, {"lr": 2}],
+    np.array([True, True]),
+    "vmap",
+    2,
+    1,
+  )
+  assert res.best()["lr"] == 2 and res.best(seed=0) == res.best()
+  with pytest.raises(
+    ValueError, match=r"SweepResult.table: `seed` must be one of the sweep's seeds \[0\], got seed=1"
+  ):
+    res.table(seed=1)
