@@ -230,6 +230,16 @@ def test_jitted_update_does_not_retrace_and_needs_params(name):
 
 
 @pytest.mark.parametrize("name", CASES)
+def test_complex_params_raise_instead_of_a_silent_wrong_number(name):
+  """The global inner products and norms are not defined for complex params as torch.view_as_real
+  would give; before this check, prodigy/dadapt dropped the imaginary direction and dog gave NaN."""
+  make, _, _ = CASES[name]
+  params = {"w": jnp.ones((3,), jnp.complex64), "b": jnp.zeros((2,))}
+  with pytest.raises(ValueError, match=rf"{name}: complex params are not supported.*dtype=complex64"):
+    make().init(params)
+
+
+@pytest.mark.parametrize("name", CASES)
 def test_update_step_donates_params_and_state(name):
   """No state leaf shares a buffer with the params or another leaf (donation would fail)."""
   make, _, _ = CASES[name]
@@ -274,3 +284,17 @@ def test_slice_p_validation_and_memory():
     O.prodigy(slice_p=0)
   state = O.prodigy(slice_p=3).init(PARAMS)
   assert state.s["w"].shape == (2,) and state.p0["b"].shape == (1,)
+
+
+def test_static_arguments_under_inject_hyperparams_name_the_fix():
+  """inject_hyperparams turns every numeric default into an array; the error says what to pass."""
+  with pytest.raises(ValueError, match=r"prodigy: `slice_p`.*static_args=\('slice_p',\)"):
+    optax.inject_hyperparams(O.prodigy)(1.0).init(PARAMS)
+  with pytest.raises(ValueError, match=r"clip_grad_norm: `norm_type`.*static_args=\('norm_type',\)"):
+    optax.inject_hyperparams(O.clip_grad_norm)(1.0).init(PARAMS)
+  for tx in (
+    optax.inject_hyperparams(O.prodigy, static_args=("slice_p",))(1.0),
+    optax.inject_hyperparams(O.clip_grad_norm, static_args=("norm_type",))(1.0),
+  ):
+    updates, _ = jax.jit(tx.update)(_grad(PARAMS), tx.init(PARAMS), PARAMS)
+    assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates))

@@ -113,6 +113,14 @@ def test_value_must_be_scalar():
     tx.update(_grads(0), tx.init(PARAMS), value=jnp.ones(3))
 
 
+@pytest.mark.parametrize("bad", ["x", 1 + 2j])
+def test_plateau_step_value_must_be_real(bad):
+  """A string used to raise JAX's TypeError, a complex value dropped its imaginary part silently."""
+  state = reduce_on_plateau().init(PARAMS)
+  with pytest.raises(ValueError, match=r"plateau_step: `value` must be a real number, got value="):
+    optimizers.plateau_step(state, bad)
+
+
 def test_update_without_value_only_applies_the_scale_in_force():
   tx = reduce_on_plateau(factor=0.5, patience=0)
   state = tx.init(PARAMS)

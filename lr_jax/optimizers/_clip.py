@@ -33,7 +33,10 @@ def _norm_type(norm_type, fn: str) -> float:
     or isinstance(norm_type, bool)
     or not isinstance(norm_type, (numbers.Real, np.generic))
   ):
-    raise ValueError(f"{fn}: `norm_type` must be a concrete number > 0 or inf, got norm_type={norm_type!r}.")
+    raise ValueError(
+      f"{fn}: `norm_type` must be a concrete number > 0 or inf (under optax.inject_hyperparams pass "
+      f"static_args=('norm_type',)), got norm_type={norm_type!r}."
+    )
   p = float(norm_type)
   if not (p > 0):
     raise ValueError(f"{fn}: `norm_type` must be a concrete number > 0 or inf, got norm_type={norm_type!r}.")

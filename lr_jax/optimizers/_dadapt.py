@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from lr_jax._validation import all_ok, flag, poison
-from lr_jax.optimizers._common import _unit_interval, _WeightDecay
+from lr_jax.optimizers._common import _unit_interval, _WeightDecay, _with_coupled_decay
 from lr_jax.optimizers._prodigy import (
   _bias_corrections,
   _copy,
@@ -35,13 +35,6 @@ __all__ = [
   "dadapt_adam",
   "dadapt_sgd",
 ]
-
-
-def _coupled(g, p, wd, dt):
-  x = g.astype(dt)
-  if wd is not None:
-    x = x + as_float(wd, dt) * p.astype(dt)
-  return x
 
 
 def _bump_d(d, d_hat, growth_rate):
@@ -119,8 +112,8 @@ def dadapt_adam(
     An ``optax.GradientTransformation`` whose state is a :class:`DAdaptAdamState`.
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range. Traced invalid values make the
-      updates NaN instead.
+    ValueError: if a concrete hyperparameter is out of range, or (from ``init``) the params are
+      complex. Traced invalid values make the updates NaN instead.
 
   References:
     Defazio & Mishchenko, `Learning-Rate-Free Learning by D-Adaptation
@@ -151,7 +144,7 @@ def dadapt_adam(
   ok = all_ok(ok_b1, ok_b2, ok_eps, ok_d0, ok_growth)
 
   def init_fn(params):
-    dt = _state_dtype(params)
+    dt = _state_dtype(params, fn)
     return DAdaptAdamState(
       count=jnp.zeros([], jnp.int32),
       k=jnp.zeros([], jnp.int32),
@@ -189,7 +182,7 @@ def dadapt_adam(
     flat = [treedef.flatten_up_to(t) for t in (updates, params, state.exp_avg, state.exp_avg_sq, state.s)]
     dots, l1s, ms, vs, ss = [], [], [], [], []
     for g, p, m, v, s, wd in zip(*flat, decays, strict=True):
-      x = _coupled(g, p, None if decouple else wd, m.dtype)
+      x = _with_coupled_decay(g, p, None if decouple else wd, m.dtype)
       dots.append(jnp.vdot(x, s / (jnp.sqrt(v) + f(eps))))
       m_new = beta1 * m + (dlr * c1) * x
       v_new = beta2 * v + c2 * (x * x)
@@ -280,8 +273,8 @@ def dadapt_sgd(
     needs ``params``.
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range. Traced invalid values make the
-      updates NaN instead.
+    ValueError: if a concrete hyperparameter is out of range, or (from ``init``) the params are
+      complex. Traced invalid values make the updates NaN instead.
 
   References:
     Defazio & Mishchenko, `Learning-Rate-Free Learning by D-Adaptation
@@ -308,7 +301,7 @@ def dadapt_sgd(
   ok = all_ok(ok_m, ok_d0, ok_growth)
 
   def init_fn(params):
-    dt = _state_dtype(params)
+    dt = _state_dtype(params, fn)
     return DAdaptSGDState(
       count=jnp.zeros([], jnp.int32),
       k=jnp.zeros([], jnp.int32),
@@ -340,7 +333,7 @@ def dadapt_sgd(
 
     dots, sqs, ss = [], [], []
     for g, p, s, wd in zip(flat[0], flat[1], flat[2], decays, strict=True):
-      x = _coupled(g, p, wd, s.dtype)
+      x = _with_coupled_decay(g, p, wd, s.dtype)
       dots.append(jnp.vdot(x, s))
       s_new = s + dlr * x
       ss.append(jnp.where(active, s_new, s).astype(s.dtype))
@@ -430,8 +423,8 @@ def dadapt_adagrad(
     An ``optax.GradientTransformation`` whose state is a :class:`DAdaptAdagradState`.
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range. Traced invalid values make the
-      updates NaN instead.
+    ValueError: if a concrete hyperparameter is out of range, or (from ``init``) the params are
+      complex. Traced invalid values make the updates NaN instead.
 
   References:
     Defazio & Mishchenko, `Learning-Rate-Free Learning by D-Adaptation
@@ -459,7 +452,7 @@ def dadapt_adagrad(
   ok = all_ok(ok_m, ok_eps, ok_d0, ok_growth)
 
   def init_fn(params):
-    dt = _state_dtype(params)
+    dt = _state_dtype(params, fn)
     zero = lambda: jnp.zeros([], dt)
     return DAdaptAdagradState(
       count=jnp.zeros([], jnp.int32),
@@ -489,7 +482,7 @@ def dadapt_adagrad(
     flat = [treedef.flatten_up_to(t) for t in (updates, params, state.alphak, state.sk, state.x0)]
     g_sqs, sq_changes, l1_changes, alphas, sks = [], [], [], [], []
     for g, p, a, sk, wd in zip(*flat[:4], decays, strict=True):
-      x = _coupled(g, p, wd, a.dtype)
+      x = _with_coupled_decay(g, p, wd, a.dtype)
       e = f(eps).astype(a.dtype)
       old_sq = jnp.sum(sk * sk / (jnp.sqrt(a) + e))
       old_l1 = jnp.sum(jnp.abs(sk))

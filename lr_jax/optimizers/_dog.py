@@ -63,7 +63,7 @@ def _dog(learning_rate, reps_rel, eps, weight_decay, init_eta, mask, layerwise, 
   ok = all_ok(ok_r, ok_eta, ok_eps)
 
   def init_fn(params):
-    dt = _state_dtype(params)
+    dt = _state_dtype(params, fn)
     treedef = jax.tree.structure(params)
 
     def zero():  # a buffer per field and leaf: states are donated
@@ -169,8 +169,8 @@ def dog(
     An ``optax.GradientTransformation`` whose state is a :class:`DoGState`; ``update`` needs ``params``.
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range. Traced invalid values make the
-      updates NaN instead.
+    ValueError: if a concrete hyperparameter is out of range, or (from ``init``) the params are
+      complex. Traced invalid values make the updates NaN instead.
 
   References:
     Ivgi, Hinder & Carmon, `DoG is SGD's Best Friend: A Parameter-Free Dynamic Step Size Schedule
@@ -219,8 +219,8 @@ def ldog(
     An ``optax.GradientTransformation`` whose state is a :class:`DoGState`; ``update`` needs ``params``.
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range. Traced invalid values make the
-      updates NaN instead.
+    ValueError: if a concrete hyperparameter is out of range, or (from ``init``) the params are
+      complex. Traced invalid values make the updates NaN instead.
 
   References:
     Ivgi, Hinder & Carmon, `DoG is SGD's Best Friend: A Parameter-Free Dynamic Step Size Schedule

@@ -104,7 +104,7 @@ def plateau_step(opt_state, value):
     ``opt_state`` with every ``ReduceOnPlateauState`` advanced.
 
   Raises:
-    ValueError: if ``value`` is not a scalar or ``opt_state`` holds no ``ReduceOnPlateauState``.
+    ValueError: if ``value`` is not a real scalar or ``opt_state`` holds no ``ReduceOnPlateauState``.
 
   References:
     PyTorch, `ReduceLROnPlateau.step
@@ -123,7 +123,12 @@ def plateau_step(opt_state, value):
   fn = "plateau_step"
   if jnp.ndim(value) != 0:
     raise ValueError(f"{fn}: `value` must be a scalar, got value with shape {jnp.shape(value)}.")
-  v = jnp.asarray(value)
+  try:
+    v = jnp.asarray(value)
+  except TypeError:
+    v = None
+  if v is None or not (jnp.issubdtype(v.dtype, jnp.integer) or jnp.issubdtype(v.dtype, jnp.floating)):
+    raise ValueError(f"{fn}: `value` must be a real number, got value={value!r}.")
   is_plateau = lambda x: isinstance(x, ReduceOnPlateauState)
   if not any(is_plateau(x) for x in jax.tree.leaves(opt_state, is_leaf=is_plateau)):
     raise ValueError(

@@ -95,8 +95,20 @@ def _tree_sum(values, dt):
   return sum((v.astype(dt) for v in values), start=jnp.zeros([], dt))
 
 
-def _state_dtype(params) -> jnp.dtype:
-  """The dtype of the step-size scalars: the params' real dtype, at least float32."""
+def _state_dtype(params, fn: str | None = None) -> jnp.dtype:
+  """The dtype of the step-size scalars: the params' real dtype, at least float32.
+
+  With ``fn`` (from ``init``), complex params are refused: the reference implementations' global
+  inner products and norms (``torch.dot``, ``.norm()``) are not defined for them the way
+  ``torch.view_as_real`` would give, so a silent wrong number is replaced by a clear error.
+  """
+  if fn is not None:
+    bad = [jnp.result_type(x) for x in jax.tree.leaves(params) if jnp.iscomplexobj(x)]
+    if bad:
+      raise ValueError(
+        f"{fn}: complex params are not supported; pass real params (e.g. split real and imaginary "
+        f"parts), got params with dtype={bad[0]}."
+      )
   return real_dtype(params)
 
 
@@ -200,8 +212,8 @@ def prodigy(
     ``params``.
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range. Traced invalid values make the
-      updates NaN instead.
+    ValueError: if a concrete hyperparameter is out of range, or (from ``init``) the params are
+      complex. Traced invalid values make the updates NaN instead.
 
   References:
     Mishchenko & Defazio, `Prodigy: An Expeditiously Adaptive Parameter-Free Learner
@@ -237,7 +249,10 @@ def prodigy(
   use_bias_correction = flag(use_bias_correction, fn=fn, name="use_bias_correction")
   safeguard_warmup = flag(safeguard_warmup, fn=fn, name="safeguard_warmup")
   if not isinstance(slice_p, (int, np.integer)) or isinstance(slice_p, bool) or slice_p < 1:
-    raise ValueError(f"{fn}: `slice_p` must be a whole number >= 1 (static), got slice_p={slice_p!r}.")
+    raise ValueError(
+      f"{fn}: `slice_p` must be a whole number >= 1 (static; under optax.inject_hyperparams pass "
+      f"static_args=('slice_p',)), got slice_p={slice_p!r}."
+    )
   slice_p = int(slice_p)
   ok = all_ok(ok_b1, ok_b2, ok_b3, ok_eps, ok_d0, ok_coef, ok_growth)
   momentless = is_traced(b1) or float(b1) == 0  # static: can b1 be 0?
@@ -246,7 +261,7 @@ def prodigy(
     return jnp.ravel(x)[::slice_p]
 
   def init_fn(params):
-    dt = _state_dtype(params)
+    dt = _state_dtype(params, fn)
     return ProdigyState(
       count=jnp.zeros([], jnp.int32),
       k=jnp.zeros([], jnp.int32),
