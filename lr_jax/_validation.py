@@ -87,10 +87,12 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
   complex, NaN and inf raise ``ValueError`` naming ``fn`` and ``name``. ``integer=True`` requires a
   whole number (``3.0`` is accepted). ``allow_array=True`` allows a 1-D sequence (milestones).
   """
-  if isinstance(value, jax.core.Tracer):
+  if isinstance(value, jax.core.Tracer):  # its dtype is static: a traced complex or bool is an error too
+    if not (jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.floating)):
+      raise ValueError(f"{fn}: `{name}` must be a real number, got {name}={value!r}.")
     return value
   if isinstance(value, bool):
-    raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
+    raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")  # noqa: TRY004 - the contract: a named ValueError
   if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
     if isinstance(value, numbers.Integral) and not _INT32_MIN <= int(value) <= _INT32_MAX:
       value = float(value)  # a Python int past int32 would overflow jnp.asarray: use it as a float
@@ -104,7 +106,7 @@ def number(value, *, fn: str, name: str, integer: bool = False, allow_array: boo
     except Exception as e:  # ragged lists, odd objects
       raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.") from e
     if arr.dtype == bool or not (
-      np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+      np.issubdtype(arr.dtype, np.integer) or jnp.issubdtype(arr.dtype, jnp.floating)  # bfloat16 too
     ):
       raise ValueError(f"{fn}: `{name}` must be a number, got {name}={value!r}.")
     if arr.ndim > (1 if allow_array else 0):
@@ -146,7 +148,7 @@ def choice(value, options, *, fn: str, name: str):
 def flag(value, *, fn: str, name: str) -> bool:
   """Checks a static boolean option."""
   if not isinstance(value, (bool, np.bool_)):
-    raise ValueError(f"{fn}: `{name}` must be True or False, got {name}={value!r}.")
+    raise ValueError(f"{fn}: `{name}` must be True or False, got {name}={value!r}.")  # noqa: TRY004 - the contract: a named ValueError
   return bool(value)
 
 

@@ -75,3 +75,11 @@ def test_arithmetic_errors():
     COS / STEP
   with pytest.raises(ValueError, match=r"multiply: `schedules` must be a scalar"):
     S.multiply(COS, np.array([1.0, 2.0]))
+
+
+def test_a_traced_zero_or_infinite_divisor_gives_a_nan_lane():
+  # Regression: ``s / d`` with a traced d = inf was ``s * 0`` (finite zeros), not the NaN lane that the
+  # eager ValueError for a non-finite divisor stands for.
+  rates = jax.vmap(lambda d: (COS / d)(10))(jnp.array([2.0, 0.0, jnp.inf, -jnp.inf]))
+  np.testing.assert_allclose(rates[0], float(COS(10)) / 2, rtol=2e-6)
+  assert np.isnan(np.asarray(rates[1:])).all()

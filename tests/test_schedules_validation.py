@@ -179,3 +179,27 @@ def test_eager_calls_compile_once_per_structure_and_step_type(name):
   other(np.int32(2))
   assert sum(_base.TRACES.values()) == traces, name
   np.testing.assert_allclose(other(5), jax.jit(lambda t: other(t))(5), rtol=1e-6)
+
+
+def test_bfloat16_and_float16_steps_and_hyperparameters_are_numbers():
+  # Regression: bfloat16's NumPy kind is "V", so bfloat16 steps and hyperparameters were rejected as
+  # "not a number". They compute in float32, as float16 ones do.
+  ref = S.step_decay(1.0, 2, 0.5)
+  for dt in (jnp.bfloat16, jnp.float16):
+    s = S.step_decay(jnp.asarray(1.0, dt), jnp.asarray(2, dt), jnp.asarray(0.5, dt))
+    assert s.dtype == jnp.float32
+    for step in (jnp.asarray(3, dt), jnp.arange(6).astype(dt)):
+      np.testing.assert_array_equal(s(step), ref(np.asarray(step, np.float32)))
+      np.testing.assert_array_equal(ref(step), ref(np.asarray(step, np.float32)))
+    np.testing.assert_array_equal(S.per_epoch(ref, jnp.asarray(3, dt))(7), ref(2))
+
+
+def test_a_traced_complex_hyperparameter_is_a_named_error():
+  # Regression: ``number`` let every tracer through, so a complex hyperparameter inside jit was silently
+  # cast (step_decay(1j, 2) gave 0.0). A tracer's dtype is static, so this raises at trace time.
+  with pytest.raises(ValueError, match=r"^step_decay: `init_value` must be a real number"):
+    jax.jit(lambda v: S.step_decay(v, 2)(3))(1j)
+  with pytest.raises(ValueError, match=r"^per_epoch: `steps_per_epoch` must be a real number"):
+    jax.jit(lambda v: S.per_epoch(S.constant(1.0), v)(3))(2 + 0j)
+  with pytest.raises(ValueError, match=r"^constant: `value` must be a real number"):
+    jax.jit(lambda v: (S.constant(1.0) * v)(3))(2 + 0j)

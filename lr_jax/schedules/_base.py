@@ -301,6 +301,8 @@ def _arith(op: str, a, b):
     b = number(b, fn="Schedule.__truediv__", name="divisor")
     if not is_traced(b) and np.any(np.asarray(b) == 0):
       raise ValueError(f"Schedule.__truediv__: `divisor` must be non-zero, got divisor={b!r}.")
+    if is_traced(b):  # a traced 0 or inf divisor: a NaN lane, not inf or a silent 0
+      return multiply(a, constant(jnp.where(jnp.isfinite(b) & (b != 0), 1 / b, jnp.nan)))
     return multiply(a, constant(1 / b))
   x, y = _operand(a), _operand(b)
   if x is None or y is None:
@@ -446,8 +448,8 @@ def steps_in(step, *, fn: str):
     if arr.dtype == object and arr.size and all(isinstance(x, numbers.Integral) for x in arr.ravel()):
       arr = np.clip(arr, 0, _INT32_MAX).astype(np.int32)  # Python ints beyond int64
     step, dt = arr, arr.dtype
-  if dt.kind not in "iuf":
-    raise ValueError(bad)
+  if dt == bool or not (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating)):
+    raise ValueError(bad)  # bfloat16's NumPy kind is "V": ask jnp, not dt.kind
   if dt.kind in "iu" and (dt.itemsize > 4 or dt == np.uint32):
     xp = jnp if isinstance(step, (jax.Array, jax.core.Tracer)) else np
     return xp.clip(step, 0, _INT32_MAX).astype(xp.int32)

@@ -11,14 +11,6 @@ import jax
 import jax.numpy as jnp
 
 from lr_jax.schedules._base import ArrayLike, as_step
-from lr_jax.schedules._base import stack_traced as _stack_traced  # noqa: F401 - re-exported
-from lr_jax.schedules._base import vector as _vector  # noqa: F401 - re-exported
-
-
-def _nondecreasing(x):
-  """Elementwise ``x[i+1] >= x[i]`` along the last axis (NumPy or traced, as ``x`` is)."""
-  return x[..., 1:] >= x[..., :-1]
-
 
 _SPLIT = 4096
 
