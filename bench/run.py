@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import _common
 
-BENCHES = ("optimizers", "schedules", "eager", "sweep", "finder")
+BENCHES = ("optimizers", "schedules", "eager", "sweep", "finder", "lr_free")
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 
@@ -117,7 +117,12 @@ def goals(summaries: dict[str, list[dict]], env: dict) -> str:
       )
       + f"8 repeats cost {f['repeats8_over_1']:.2f}x one (goal <= 3x: {_ok(f['repeats8_over_1'] <= 3)})."
     )
-  return "### Goals (issues 6 and 10), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
+  lf = summaries.get("lr_free", [])
+  if lf:
+    line = importlib.import_module("bench_lr_free").goal(lf)
+    if line:
+      lines.append(line)
+  return "### Goals (issues 6, 10 and 13), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def report_from_json(path) -> str:
@@ -150,6 +155,9 @@ def report_from_json(path) -> str:
       streamed = pick("sweep_data/", "summary")
       if streamed and hasattr(module, "markdown_data"):  # the streamed-data table (newer runs)
         md += "\n" + module.markdown_data(streamed[0], pick("sweep_data/", "memory_data"))
+    elif name == "lr_free":
+      rows = pick("lr_free/", "summary")
+      md = module.markdown(rows)
     else:
       rows = pick("finder/", "summary")
       md = module.markdown(rows[0])

@@ -97,7 +97,14 @@ def _dog(learning_rate, reps_rel, eps, weight_decay, init_eta, mask, layerwise, 
       if wd is not None:
         x = x + as_float(wd, x0.dtype) * p.astype(x0.dtype)
       xs.append(x)
-    p_norms = jnp.stack([_norm(p, dt) for p in ps]) if ps else jnp.zeros([0], dt)
+    # Passes over memory: |p - x0| reads p, x0; |g|^2 reads g (and p with weight decay); the params
+    # read g, p: 6 array reads and writes against Adam's 10. |p| (for the first rbar) is a pass over
+    # the params at the first update only.
+    p_norms = (
+      jax.lax.cond(first, lambda: jnp.stack([_norm(p, dt) for p in ps]), lambda: jnp.zeros([len(ps)], dt))
+      if ps
+      else jnp.zeros([0], dt)
+    )
     dists = jnp.stack([_norm(p.astype(x0.dtype) - x0, dt) for p, x0 in zip(ps, x0s)]) if ps else p_norms
     g_sqs = jnp.stack([jnp.sum(jnp.square(x)).astype(dt) for x in xs]) if ps else p_norms
     if layerwise:  # one DoG per leaf
