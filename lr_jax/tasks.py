@@ -7,6 +7,9 @@ Two tasks, both on data that ships with the installed packages (no download):
 * ``digits``: a one-hidden-layer MLP (64 -> 32 -> 10, tanh) on scikit-learn's 8x8 handwritten
   digits (1797 images that ship inside scikit-learn), softmax cross-entropy, test accuracy as metric.
 
+A third, ``make_diabetes()``: an MLP (10 -> 32 -> 1) regressing scikit-learn's diabetes progression
+(442 patients), MSE loss; it is not one of ``TASKS`` (the command line's choices).
+
 ``make(name)`` returns a :class:`Task` (loss, initial parameters, stacked mini-batches, an
 evaluation function), which is exactly what ``lr_jax.lr_find`` and ``lr_jax.sweep`` take. ``fit``
 trains any of them with an Optax optimizer in one jit-compiled ``lax.scan``.
@@ -28,16 +31,19 @@ from lr_jax._validation import check, choice, number
 __all__ = [
   "TASKS",
   "Task",
+  "diabetes_data",
   "digits_data",
   "fit",
   "linreg_data",
   "linreg_init",
   "linreg_loss",
   "make",
+  "make_diabetes",
   "mlp_accuracy",
   "mlp_apply",
   "mlp_init",
   "mlp_loss",
+  "mlp_mse",
 ]
 
 TASKS = ("linreg", "digits")
@@ -334,3 +340,120 @@ def fit(
     return (trail if history else params), losses
 
   return run(params, batches)
+
+
+# --------------------------------------------------------------------------------------------------
+# Diabetes regression MLP (not in ``TASKS``: built by ``make_diabetes``)
+
+
+_DIABETES_TEST = 100  # held-out patients of ``make_diabetes`` (of 442)
+
+
+def diabetes_data(seed: int = 0, test_size: int = _DIABETES_TEST) -> dict[str, np.ndarray]:
+  """scikit-learn's diabetes regression data, standardised with the training split's statistics.
+
+  442 patients, 10 baseline variables (age, sex, body-mass index, blood pressure, six blood serum
+  measurements) and a measure of disease progression one year later (Efron et al. 2004, *Least Angle
+  Regression*). The data ship inside scikit-learn (``sklearn.datasets.load_diabetes``): nothing is
+  downloaded. Each feature and the target are shifted and scaled to mean 0 and variance 1 on the
+  training split, so a test mean squared error of 1 is the constant predictor's and ``1 - R²`` in
+  general.
+
+  Args:
+    seed: NumPy seed of the train/test permutation.
+    test_size: number of held-out patients (of 442).
+
+  Returns:
+    ``{"x_train", "y_train", "x_test", "y_test"}``: float32 features of shape ``(n, 10)`` and
+    float32 targets of shape ``(n,)``.
+
+  Raises:
+    ImportError: if scikit-learn is not installed.
+    ValueError: if ``test_size`` is not in [1, 440].
+
+  Examples:
+    >>> d = diabetes_data()
+    >>> print(d["x_train"].shape, d["x_test"].shape, f"{d['y_train'].std():.3f}")
+    (342, 10) (100, 10) 1.000
+  """
+  test_size = int(number(test_size, fn="diabetes_data", name="test_size", integer=True))
+  check(
+    1 <= test_size <= 440, fn="diabetes_data", must="`test_size` must be in [1, 440]", test_size=test_size
+  )
+  try:
+    from sklearn.datasets import load_diabetes
+  except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+      "the diabetes task needs scikit-learn (it ships the data): pip install scikit-learn, "
+      "or install lr-jax with the dev extra."
+    ) from e
+  x, y = load_diabetes(return_X_y=True)
+  order = np.random.default_rng(seed).permutation(len(y))
+  x, y = x[order], y[order]
+  train = slice(test_size, None)
+  mx, sx = x[train].mean(0), x[train].std(0)
+  my, sy = y[train].mean(), y[train].std()
+  x, y = ((x - mx) / sx).astype(np.float32), ((y - my) / sy).astype(np.float32)
+  return {"x_train": x[train], "y_train": y[train], "x_test": x[:test_size], "y_test": y[:test_size]}
+
+
+def mlp_mse(params, batch) -> jax.Array:
+  """Mean squared error of a one-output MLP (``mlp_apply``) on ``batch = (x, targets)``.
+
+  Examples:
+    >>> zero = [{"w": jnp.zeros((10, 1)), "b": jnp.ones(1)}]
+    >>> print(f"{mlp_mse(zero, (jnp.ones((3, 10)), jnp.array([1.0, 2.0, 3.0]))):.4f}")
+    1.6667
+  """
+  x, targets = batch
+  return jnp.mean(jnp.square(mlp_apply(params, x)[:, 0] - targets))
+
+
+def make_diabetes(*, seed: int = 0, batch_size: int = 32) -> Task:
+  """The diabetes regression task: an MLP (10 -> 32 -> 1, tanh) on ``diabetes_data``, MSE loss.
+
+  A small, noisy regression problem (342 training patients; the best held-out MSE is about half the
+  target's variance), so the held-out loss rises again when a run overfits or its steps are too
+  large: unlike ``digits`` (10-class cross-entropy on 1347 images). The training patients are cut,
+  shuffled, into ``342 // batch_size`` mini-batches; ``eval_fn`` is the test MSE.
+
+  Args:
+    seed: seed of the data split, the batch order and the MLP's initial weights.
+    batch_size: mini-batch size, in [1, 342].
+
+  Returns:
+    A :class:`Task` named ``"diabetes"`` with metric ``"test_mse"``.
+
+  Raises:
+    ValueError: a negative ``seed`` or a ``batch_size`` outside [1, 342].
+
+  Examples:
+    >>> task = make_diabetes()
+    >>> print(task.metric, [a.shape for a in task.batches], f"{task.eval_fn(task.params):.2f}")
+    test_mse [(10, 32, 10), (10, 32)] 1.04
+  """
+  fn = "tasks.make_diabetes"
+  seed = int(number(seed, fn=fn, name="seed", integer=True))
+  check(seed >= 0, fn=fn, must="`seed` must be >= 0", seed=seed)
+  batch_size = int(number(batch_size, fn=fn, name="batch_size", integer=True))
+  train = 442 - _DIABETES_TEST
+  check(
+    1 <= batch_size <= train,
+    fn=fn,
+    must=f"`batch_size` must be in [1, {train}] (the training patients)",
+    batch_size=batch_size,
+  )
+  d = diabetes_data(seed=seed)
+  n = train // batch_size
+  order = np.random.default_rng(seed + 1).permutation(train)[: n * batch_size]
+  xb = d["x_train"][order].reshape(n, batch_size, 10)
+  yb = d["y_train"][order].reshape(n, batch_size)
+  xt, yt = jnp.asarray(d["x_test"]), jnp.asarray(d["y_test"])
+  return Task(
+    "diabetes",
+    mlp_mse,
+    mlp_init(jax.random.key(seed), (10, 32, 1)),
+    (jnp.asarray(xb), jnp.asarray(yb)),
+    lambda p: mlp_mse(p, (xt, yt)),
+    "test_mse",
+  )
