@@ -23,10 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from lr_jax import _loop
+from lr_jax._sweep import _gathered, _place, _put
 from lr_jax._validation import check, choice, flag, is_traced, number
 
 __all__ = [
@@ -801,6 +802,13 @@ def lr_find(
   mean of the smoothed curves is the smoothed mean), cut at the earliest divergence, and
   ``losses_std`` gives their spread.
 
+  **Across processes.** Under ``jax.distributed`` (``jax.distributed.initialize(...)`` first, then
+  the same call with the same arguments and data on every process), the repeats (and
+  :func:`lr_find_grid`'s rows) are sharded over every process's devices and the result comes back
+  whole on every process; it equals the one-process result (tested with two CPU processes: bit for
+  bit, each lane being the same float32 program). A single run (``num_repeats=1``, no grid) is not
+  split: every process runs it.
+
   **Validation mode.** With ``val_batches`` (held-out batches, stacked or a list), the curve is the
   mean loss over all of them on the parameters after each update (torch-lr-finder's
   ``val_loader``): smoothing, the stop rule and the suggestion use it; ``train_losses`` keeps the
@@ -859,8 +867,7 @@ def lr_find(
     name: the name of the ramped hyperparameter (labels; the schedule hand-offs need ``"lr"``).
     mesh: a ``jax.sharding.Mesh`` to shard the repeats over; default all devices when there are
       several and ``num_repeats > 1`` (padded to a multiple of the device count with copies of
-      repeat 0, dropped afterwards). One process only: a mesh spanning several processes
-      (``jax.distributed``) is not supported yet.
+      repeat 0, dropped afterwards). Several processes work too (see **Across processes**).
     progress: show a progress bar on stderr (the scan then runs in about 20 chunks).
 
   Returns:
@@ -1139,23 +1146,32 @@ def _lanes(a: _Args):
   return orders, hs, mesh
 
 
+def _place_processes(orders, hs, params, shared, mesh: Mesh):
+  """With several processes (``jax.distributed``): the lane arrays sharded over ``mesh`` and the shared
+  ones replicated on it, each process filling its own devices from its (identical) host copy, as
+  ``sweep`` places its runs. A host array given to the program as it is would be one process's own."""
+  lanes = NamedSharding(mesh, P(tuple(mesh.axis_names)))
+  return _put(orders, lanes), _put(hs, lanes), _place(params, mesh), _place(shared, mesh)
+
+
 def _run_test(a: _Args, loss_fn, params) -> list[LRFindResult]:
   lrs = _ramp(a.min_lr, a.max_lr, num_steps=a.num_steps, mode=a.mode)
   orders, hs, mesh = _lanes(a)
   st = _Static(loss_fn, a.optimizer, a.loss_dtype, a.grid_name, mesh)
   shared = (a.batches, a.val_batches, lrs)
+  if mesh is not None and jax.process_count() > 1:
+    orders, hs, params, shared = _place_processes(orders, hs, params, shared, mesh)
   hyper = (a.smoothing, a.diverge_threshold)
   _, rows = _loop.run_chunked(
     a.num_steps,
     a.progress,
     a.fn,
     whole=lambda: _find_all(orders, hs, params, *shared, *hyper, st=st),
-    init=lambda: _init_all(hs, params, lrs, st=st),
-    steps=lambda carry, t0, length: _steps_all(
-      carry, orders, hs, a.batches, a.val_batches, lrs, t0, *hyper, st=st, length=length
-    ),
+    init=lambda: _init_all(hs, params, shared[2], st=st),
+    steps=lambda carry, t0, length: _steps_all(carry, orders, hs, *shared, t0, *hyper, st=st, length=length),
   )
   g, r = len(a.grid_values), a.num_repeats
+  rows = _gathered(rows)  # lanes held by other processes (jax.distributed) come to every process
   curve, smoothed, flags, train = (np.asarray(x)[: g * r].reshape(g, r, a.num_steps) for x in rows)
   lrs = np.asarray(lrs)
   results = []

@@ -327,6 +327,8 @@ def _strategy(chunk, local_configs) -> str:
 
 def _put(x, sharding):
   """Places a host array on ``sharding`` (works with several processes: each fills its shards)."""
+  if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(_put(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
   x = np.asarray(x)
   return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
@@ -342,11 +344,34 @@ def _place(tree, mesh: Mesh | None):
 
 
 def _fetch(x) -> np.ndarray:
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
+  return np.asarray(_gathered(x))
 
-    x = multihost_utils.process_allgather(x, tiled=True)
-  return np.asarray(x)
+
+def _gathered(tree):
+  """``tree`` with every array leaf that spans several processes gathered whole onto this process (a
+  plain local ``jax.Array``, usable outside the mesh; one compiled copy for the whole tree); other
+  leaves as they are. With several processes it is a collective: every process calls it alike."""
+  if jax.process_count() == 1:
+    return tree
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  idx = [i for i, x in enumerate(leaves) if isinstance(x, jax.Array) and not x.is_fully_addressable]
+  if idx:
+    whole = [_replicated(leaves[i].sharding) for i in idx]
+    got = jax.jit(_identity, out_shardings=whole)([leaves[i] for i in idx])
+    for i, x in zip(idx, got):
+      leaves[i] = x.addressable_data(0)
+  return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _identity(x):
+  return x
+
+
+def _replicated(sharding) -> NamedSharding:
+  mesh = getattr(sharding, "mesh", None)
+  if not isinstance(mesh, Mesh):
+    mesh = Mesh(np.array(sorted(sharding.device_set, key=lambda d: d.id)), ("devices",))
+  return NamedSharding(mesh, P())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -625,6 +650,8 @@ def _lanes(tree, runs: int, shape: tuple):
 def _collect(plan: _Plan, a: _Args, carry, losses, evals, final) -> SweepResult:
   c, s = len(plan.configs), len(a.seeds)
   runs = c * s
+  # With several processes: every run's numbers (and kept state) gathered to each, in one program.
+  kept, losses, evals, final = _gathered((carry if a.keep_params else None, losses, evals, final))
   losses = _fetch(losses)[:runs].reshape(c, s, -1)
   train_loss = _fetch(final["train_loss"])[:runs].reshape(c, s)
   ev = _fetch(final["eval"])[:runs].reshape(c, s) if "eval" in final else None
@@ -649,13 +676,13 @@ def _collect(plan: _Plan, a: _Args, carry, losses, evals, final) -> SweepResult:
     by_seed=by_seed,
     seeds=a.seeds if a.seeded else None,
   )
-  train, frozen, opt_state, _ = carry
+  train, frozen, opt_state, _ = kept if a.keep_params else carry
   best_run = None
   if np.any(result.valid):
     i, j = result._best_lane(None, None, None, "sweep")
     lane = (i * s + j,)
     p = spec.split.merge(_take_lane(train, lane), _take_lane(frozen, lane))
-    best_run = TrainedRun(i, a.seeds[j], p, _take_lane(opt_state, lane))
+    best_run = TrainedRun(i, a.seeds[j], _gathered(p), _gathered(_take_lane(opt_state, lane)))
   if not a.keep_params:
     return result._replace(best_run=best_run)
   shape = (c, s) if a.seeded else (c,)
@@ -748,7 +775,9 @@ def sweep(
   or all of ``jax.devices()`` when there are several), the run axis is sharded over them with
   ``jax.shard_map`` on a ``NamedSharding``, padded to a multiple of the device count by repeating
   the last run (the padding is dropped from the result); this works on one host or several
-  (``jax.distributed``; every process passes the same arguments and the same batches).
+  (``jax.distributed``: call ``jax.distributed.initialize`` first, then ``sweep`` with the same
+  arguments and the same batches on every process; every result, ``params`` and ``opt_state``
+  included, comes back whole on every process as local arrays, equal to the one-process run).
 
   There is no single twin: this replaces a Python loop of training runs (or Optuna/Ray Tune
   trials) with one compiled program.

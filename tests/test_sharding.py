@@ -74,11 +74,11 @@ def _child():
 
     @jax.jit
     def step(p, s, g):
-      u, s = tx.update(g, s, p, **extra)
+      u, s = tx.update(g, s, p, **extra)  # noqa: B023 - used within this iteration only
       return optax.apply_updates(p, u), s
 
     def run(params, place):
-      s = jax.jit(tx.init)(params)
+      s = jax.jit(tx.init)(params)  # noqa: B023 - used within this iteration only
       p = params
       for g in host_g:
         p, s = step(p, s, place(g))
@@ -99,37 +99,37 @@ def _child():
       for k, v in host.items():
         if leaf.shape == v.shape and leaf.ndim > 0:
           moments.append(leaf.sharding.is_equivalent_to(specs[k], leaf.ndim))
-    report[name] = dict(
-      keeps=keeps,
-      moments=moments,
-      all_gather=hlo.count("all-gather"),
-      all_to_all=hlo.count("all-to-all"),
-      bitwise_1_vs_8=all(np.asarray(p8[k]).tobytes() == np.asarray(p1[k]).tobytes() for k in host),
-      max_diff=max(float(np.max(np.abs(np.asarray(p8[k]) - np.asarray(p1[k])))) for k in host),
-      max_rel=max(
+    report[name] = {
+      "keeps": keeps,
+      "moments": moments,
+      "all_gather": hlo.count("all-gather"),
+      "all_to_all": hlo.count("all-to-all"),
+      "bitwise_1_vs_8": all(np.asarray(p8[k]).tobytes() == np.asarray(p1[k]).tobytes() for k in host),
+      "max_diff": max(float(np.max(np.abs(np.asarray(p8[k]) - np.asarray(p1[k])))) for k in host),
+      "max_rel": max(
         float(np.max(np.abs(np.asarray(p8[k]) - np.asarray(p1[k]))) / np.max(np.abs(np.asarray(p1[k]))))
         for k in host
       ),
-    )
+    }
 
   # sweep: 8 devices (the default with several devices) vs a mesh of one device
   loss = lambda w, b: jnp.mean((w - b) ** 2)
-  kw = dict(
-    optimizer=lambda h: O.adam(S.one_cycle(h["lr"], 20, pct_start=h["pct"])),
-    grid={"lr": [0.01, 0.1, 1.0, 10.0], "pct": [0.1, 0.3, 1.5]},
-    num_steps=20,
-  )
+  kw = {
+    "optimizer": lambda h: O.adam(S.one_cycle(h["lr"], 20, pct_start=h["pct"])),
+    "grid": {"lr": [0.01, 0.1, 1.0, 10.0], "pct": [0.1, 0.3, 1.5]},
+    "num_steps": 20,
+  }
   batches = jnp.asarray(rng.randn(3, 5).astype(np.float32))
   r8 = lr_jax.sweep(loss, jnp.ones(5), batches, **kw)
   r1 = lr_jax.sweep(loss, jnp.ones(5), batches, mesh=Mesh(np.array(devices[:1]), ("c",)), **kw)
-  report["sweep"] = dict(
-    num_devices=[r8.num_devices, r1.num_devices],
-    valid_equal=r8.valid.tolist() == r1.valid.tolist(),
-    valid=r8.valid.tolist(),
-    bitwise=np.asarray(r8.losses).tobytes() == np.asarray(r1.losses).tobytes(),
-    max_rel=float(np.nanmax(np.abs(r8.losses - r1.losses) / np.maximum(np.abs(r1.losses), 1e-30))),
-    nan_same=bool(np.array_equal(np.isnan(r8.losses), np.isnan(r1.losses))),
-  )
+  report["sweep"] = {
+    "num_devices": [r8.num_devices, r1.num_devices],
+    "valid_equal": r8.valid.tolist() == r1.valid.tolist(),
+    "valid": r8.valid.tolist(),
+    "bitwise": np.asarray(r8.losses).tobytes() == np.asarray(r1.losses).tobytes(),
+    "max_rel": float(np.nanmax(np.abs(r8.losses - r1.losses) / np.maximum(np.abs(r1.losses), 1e-30))),
+    "nan_same": bool(np.array_equal(np.isnan(r8.losses), np.isnan(r1.losses))),
+  }
   print(json.dumps(report))
 
 
@@ -143,7 +143,7 @@ def report():
   )
   code = "from tests.test_sharding import _child; _child()"
   out = subprocess.run(
-    [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    [sys.executable, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
   )
   assert out.returncode == 0, out.stderr[-4000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
