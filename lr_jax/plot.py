@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["lr_find", "lr_find_grid", "schedules", "sweep"]
+__all__ = ["lr_find", "lr_find_grid", "schedules", "search", "sweep"]
 
 _LABEL_WIDTH = 44  # legend labels are wrapped at this many characters
 _MAX_LEGEND = 10  # more curves than this are coloured by a colorbar instead of a legend
@@ -527,3 +527,262 @@ def _sweep_score(ax, groups, names, name, mode, categories):
   ax.set_xlabel(name)
   if any(label for label, _ in lines) or bad:
     _legend_outside(ax)
+
+
+# --------------------------------------------------------------------------------------------------
+# lr_jax.search
+
+
+def _score_label(result, metric) -> str:
+  what = (metric or "eval") if result.key == "eval" else "train loss"
+  return f"{what} ({'higher' if result.mode == 'max' else 'lower'} is better)"
+
+
+def _log_if_wide(ax, values, axis="y"):
+  v = np.asarray(values, np.float64)
+  v = v[np.isfinite(v)]
+  if v.size and np.all(v > 0) and v.max() / v.min() > 30:
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _search_hparam_names(result) -> list[str]:
+  names = list(result.configs[0]) if result.configs else []
+  return [k for k in names if len({c[k] for c in result.configs}) > 1] or names[:1]
+
+
+def _search_vs_hparams(axes, result, score, reached=None, metric=None, levels_label="rungs reached"):
+  """Score against each hyperparameter: one dot per trial, the best a star, invalid a red x; with
+  ``reached`` (halving; integers 1..L), dots coloured by it (e.g. the number of rungs each trial reached)."""
+  import matplotlib as mpl
+
+  best = result.best_index() if np.any(result.ranks()) else None
+  ok = np.isfinite(score)
+  worst = (np.nanmax(score) if result.mode == "min" else np.nanmin(score)) if np.any(ok) else 0.0
+  cmap = norm = None
+  if reached is not None:
+    levels = int(reached.max())
+    cmap = mpl.colormaps["viridis"].resampled(levels)
+    norm = mpl.colors.BoundaryNorm(np.arange(0.5, levels + 1.5), levels)
+  for ax, name in zip(axes, _search_hparam_names(result)):
+    x = np.asarray([float(c[name]) for c in result.configs])
+    if reached is None:
+      ax.scatter(x[ok], score[ok], s=18, color="C0", label="trial")
+    else:
+      ax.scatter(x[ok], score[ok], s=18, c=reached[ok], cmap=cmap, norm=norm)
+    if not np.all(ok):
+      ax.scatter(x[~ok], np.full((~ok).sum(), worst), marker="x", color="C3", label="diverged (pruned)")
+    if best is not None:
+      ax.scatter(
+        [x[best]], [score[best]], marker="*", s=160, color="C1", edgecolor="k", zorder=3, label="best"
+      )
+    _log_if_wide(ax, x, "x")
+    _log_if_wide(ax, score[ok])
+    ax.set_xlabel(name)
+    ax.set_ylabel(_score_label(result, metric))
+  if reached is not None:
+    bar = axes[-1].figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes))
+    bar.set_ticks(range(1, int(reached.max()) + 1))
+    bar.set_label(levels_label)
+  if len(axes):
+    axes[0].legend(fontsize="small", loc="best")
+
+
+def _search_rungs(ax, result, metric):
+  """Halving: each trial's score at every rung it reached; survivors continue, the winner bold."""
+  by_trial: dict[int, list] = {}
+  for r in result.rungs:
+    for t, s in zip(r.trials, r.scores):
+      by_trial.setdefault(int(t), []).append((r.steps, float(s)))
+  best = result.best_index() if np.any(result.ranks()) else None
+  finite = [s for r in result.rungs for s in r.scores if np.isfinite(s)]
+  worst = (max(finite) if result.mode == "min" else min(finite)) if finite else 0.0
+  for t, pts in by_trial.items():
+    x, y = zip(*pts)
+    if t == best:
+      ax.plot(x, y, "o-", ms=4, lw=2.5, color="C1", zorder=4, label="winner")
+    elif len(pts) > 1:
+      ax.plot(x, y, "o-", ms=3, lw=1, color="C0", alpha=0.8, zorder=3)
+    else:
+      ax.plot(x, y, "o", ms=3, color="0.6", zorder=2)
+    if not np.isfinite(y[-1]):
+      ax.scatter([x[-1]], [worst], marker="x", color="C3", zorder=3)
+  ax.plot([], [], "o-", ms=3, lw=1, color="C0", label="promoted")
+  ax.plot([], [], "o", ms=3, color="0.6", label="stopped")
+  if any(not np.isfinite(s) for r in result.rungs for s in r.scores):
+    ax.scatter([], [], marker="x", color="C3", label="diverged (pruned)")
+  steps = [r.steps for r in result.rungs]
+  brackets = 1 + max(getattr(r, "bracket", 0) for r in result.rungs)
+  if max(steps) / max(1, min(steps)) > 8:
+    ax.set_xscale("log")
+  if brackets > 1:  # Hyperband: rungs of several brackets share step counts
+    ax.set_xticks(sorted(set(steps)), [str(x) for x in sorted(set(steps))])
+  else:
+    ax.set_xticks(
+      steps, [f"{r.steps}\n{len(r.trials)} trial{'s' if len(r.trials) > 1 else ''}" for r in result.rungs]
+    )
+  ax.minorticks_off()
+  for r in result.rungs:
+    ax.axvline(r.steps, color="0.9", lw=0.8, zorder=0)
+  _log_if_wide(ax, finite)
+  ax.set_xlabel("steps trained at the rung" + (", trials in it" if brackets == 1 else ""))
+  ax.set_ylabel(_score_label(result, metric))
+  what = f"Hyperband, {brackets} brackets" if brackets > 1 else "successive halving"
+  ax.set_title(f"{what}: {result.steps_trained} steps spent", fontsize="medium")
+  ax.legend(fontsize="small", loc="best")
+
+
+def _ancestry(result) -> np.ndarray:
+  """``[intervals]`` the member holding the best trial's weights during each interval of PBT."""
+  rounds = result.lineage.shape[0]
+  anc = np.zeros(rounds + 1, np.int64)
+  anc[rounds] = result.best_index()
+  for r in range(rounds - 1, -1, -1):
+    anc[r] = result.lineage[r, anc[r + 1]]
+  return anc
+
+
+def _search_trajectories(axes, result):
+  """PBT: each member's hyperparameters over the run (a step function), and in orange the schedule
+  the winner's weights were trained with (its ancestry: the member holding them in each interval)."""
+  edges = np.concatenate([[0], result.history_steps, [result.num_steps]])
+  anc = _ancestry(result) if np.any(result.ranks()) else None
+  n = result.lineage.shape[1]
+  for ax, name in zip(axes, _search_hparam_names(result)):
+    h = np.asarray(result.hparam_history[name], np.float64)
+    for j in range(n):
+      ax.step(
+        edges, np.concatenate([h[:, j], h[-1:, j]]), where="post", lw=0.8, color=f"C{j % 10}", alpha=0.45
+      )
+    if anc is not None:
+      y = h[np.arange(len(anc)), anc]
+      ax.step(edges, np.concatenate([y, y[-1:]]), where="post", lw=2.5, color="C1", zorder=3,
+              label="the winner's schedule (through its copies)")  # fmt: skip
+      if ax is axes[0]:
+        ax.legend(fontsize="small", loc="best")
+    _log_if_wide(ax, h)
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    ax.set_title(f"{name} of each member over the run", fontsize="medium")
+
+
+def _search_lineage(ax, result, metric):
+  """PBT: member j's line over each interval, coloured by its score; a copy is an arrow from the
+  source member to the member it replaced; the winner's ancestry is bold."""
+  import matplotlib as mpl
+
+  lineage, scores = result.lineage, np.asarray(result.score_history, np.float64)
+  rounds, n = lineage.shape
+  edges = np.concatenate([[0], result.history_steps, [result.num_steps]])
+  finite = scores[np.isfinite(scores)]
+  log = finite.size and np.all(finite > 0) and finite.max() / finite.min() > 30
+  norm = mpl.colors.LogNorm(finite.min(), finite.max()) if log else mpl.colors.Normalize(
+    *(finite.min(), finite.max()) if finite.size else (0, 1))  # fmt: skip
+  cmap = mpl.colormaps["viridis_r" if result.mode == "min" else "viridis"]
+  for r in range(rounds):
+    for j in range(n):
+      s = scores[r, j]
+      ax.plot(
+        edges[r : r + 2], [j, j], lw=3, color=cmap(norm(s)) if np.isfinite(s) else "C3", solid_capstyle="butt"
+      )
+      p = lineage[r, j]
+      if p != j:
+        ax.annotate("", (edges[r + 1], j), (edges[r + 1], p),
+                    arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 0.8, "shrinkA": 2, "shrinkB": 2})  # fmt: skip
+  final = np.asarray(result.score, np.float64)
+  for j in range(n):
+    s = final[j]
+    ax.plot(edges[-2:], [j, j], lw=3, color=cmap(norm(s)) if np.isfinite(s) else "C3", solid_capstyle="butt")
+  if np.any(result.ranks()):  # the winner's weights, back through its copies
+    anc = _ancestry(result)
+    xs = np.repeat(edges, 2)[1:-1]
+    ys = np.repeat(anc, 2)
+    ax.plot(xs, ys, color="C1", lw=1.8, zorder=4, label="the winner's ancestry")
+  if np.any(np.isnan(scores)) or not np.all(np.isfinite(final)):
+    ax.plot([], [], color="C3", lw=3, label="diverged (replaced)")
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0.0, -0.13), ncols=2)
+  bar = ax.figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+  bar.set_label(_score_label(result, metric) + " at the exploit step")
+  ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+  ax.set_xlabel("step")
+  ax.set_ylabel("population member")
+  ax.set_title("PBT lineage: arrows copy a member's weights onto another", fontsize="medium")
+
+
+def search(result, ax=None, metric: str | None = None):
+  """Plots a :class:`~lr_jax.SearchResult`, by its method.
+
+  * ``"random"`` (and ``"optuna"``): the score of every trial against each searched hyperparameter
+    (one panel each; the best a star, diverged trials a red x at the worst end).
+  * ``"halving"``: survivors by rung: each trial's score at every rung it reached (steps on the x
+    axis, one line per trial, the winner in orange), with the count kept at each rung; then the score
+    at the first rung against each hyperparameter, coloured by the rungs the trial reached.
+  * ``"pbt"``: each hyperparameter's trajectory per member (a step function, the best member in
+    orange), and the lineage: each member's score per interval, an arrow for every copy (exploit)
+    and the winner's ancestry.
+
+  Args:
+    result: what :func:`lr_jax.search` returned.
+    ax: one Axes (draws the first panel only), or None for the whole figure.
+    metric: the name of ``eval`` for the y-label (e.g. ``"test accuracy"``); default ``"eval"``.
+
+  Returns:
+    The Axes (``ax`` given), or a 1-D NumPy array of Axes.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax
+    >>> from lr_jax import search, spaces, plot
+    >>> res = search(lambda w, b: jnp.sum((w - b) ** 2), jnp.ones(2), jnp.zeros((1, 2)),
+    ...              optimizer=lambda h: optax.sgd(h["lr"]), space={"lr": spaces.log_uniform(1e-3, 0.4)},
+    ...              num_samples=8, num_steps=5)
+    >>> axes = plot.search(res)
+    >>> print(len(axes), axes[0].get_xlabel(), axes[0].get_xscale())
+    1 lr log
+  """
+  names = _search_hparam_names(result)
+  score = np.asarray(result.score, np.float64)
+  if result.method == "halving" and result.rungs:
+    panels = 1 + len(names)
+  elif result.method == "pbt" and result.lineage is not None:
+    panels = len(names) + 1
+  else:
+    panels = len(names)
+  if ax is not None:
+    axes = np.array([ax])
+  else:
+    plt = _pyplot()
+    _, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 4.4), squeeze=False, layout="constrained")
+    axes = axes[0]
+  if result.method == "halving" and result.rungs:
+    _search_rungs(axes[0], result, metric)
+    if ax is None:
+      first = result.rungs[0]
+      if any(getattr(r, "bracket", 0) for r in result.rungs):  # Hyperband: last score, by steps trained
+        s0 = np.asarray(result.score, np.float64)
+        steps = sorted(set(np.asarray(result.steps).tolist()))
+        reached = np.asarray([steps.index(v) + 1 for v in result.steps], np.float64)
+        _search_vs_hparams(axes[1:], result, s0, reached, metric, "steps trained (level)")
+        for a in axes[1:]:
+          a.set_ylabel(_score_label(result, metric) + " at the last rung reached")
+        axes[-1].figure.axes[-1].set_yticks(range(1, len(steps) + 1), [str(v) for v in steps])
+        axes[-1].figure.axes[-1].set_ylabel("steps trained")
+        return axes
+      s0 = np.full(len(result.configs), np.nan)
+      s0[first.trials] = first.scores
+      reached = np.zeros(len(result.configs))
+      for k, r in enumerate(result.rungs):
+        reached[r.trials] = k + 1
+      _search_vs_hparams(axes[1:], result._replace(score=s0), s0, reached, metric)
+      for a in axes[1:]:
+        a.set_ylabel(_score_label(result, metric) + f" after {first.steps} steps")
+  elif result.method == "pbt" and result.lineage is not None:
+    if ax is None:
+      _search_trajectories(axes[:-1], result)
+      _search_lineage(axes[-1], result, metric)
+    else:
+      _search_trajectories(axes, result)
+  else:
+    _search_vs_hparams(axes, result, score, metric=metric)
+    if len(axes):
+      axes[0].set_title(f"{result.method} search: {len(result.configs)} trials", fontsize="medium")
+  return axes[0] if ax is not None else axes

@@ -17,12 +17,13 @@ import typing
 import pytest
 
 import lr_jax
-from lr_jax import optimizers, schedules
+from lr_jax import optimizers, schedules, spaces
 
 PUBLIC_MODULES = (
   "lr_jax",
   "lr_jax.schedules",
   "lr_jax.optimizers",
+  "lr_jax.spaces",
   "lr_jax.plot",
   "lr_jax.cli",
   "lr_jax.tasks",
@@ -42,7 +43,10 @@ def _public():
   for ns_name, ns in (("schedules", schedules), ("optimizers", optimizers)):
     for name in ns.__all__:
       yield f"{ns_name}.{name}", getattr(ns, name)
-  for name in ("lr_find", "sweep"):
+  for ns_name, ns in (("spaces", spaces),):
+    for name in ns.__all__:
+      yield f"{ns_name}.{name}", getattr(ns, name)
+  for name in ("lr_find", "sweep", "search"):
     yield name, getattr(lr_jax, name)
 
 
@@ -77,6 +81,7 @@ def test_the_modules_of_the_package_are_the_public_ones_or_private():
     "lr_jax.optimizers.sgd",
     "lr_jax.schedules.cyclic",
     "lr_jax.sweep",
+    "lr_jax.search",
     "lr_jax.finder",
   ],
 )
@@ -93,6 +98,7 @@ def test_flat_names_are_the_functions_and_result_types():
   assert lr_jax.SweepResult is SweepResult and lr_jax.LRFindResult is LRFindResult
   assert isinstance(lr_jax.SweepResult, type) and isinstance(lr_jax.LRFindResult, type)
   assert typing.get_type_hints(lr_jax.sweep)["return"] is lr_jax.SweepResult
+  assert typing.get_type_hints(lr_jax.search)["return"] is lr_jax.SearchResult
   assert typing.get_type_hints(lr_jax.lr_find)["return"] is lr_jax.LRFindResult
   assert inspect.isfunction(optimizers.adam) and inspect.isfunction(schedules.cyclic)
 
