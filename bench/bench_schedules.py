@@ -107,6 +107,64 @@ def cases(T: int) -> dict:
       lambda o: tsch().CyclicLR(o, 0.1, 1.0, T // 50, mode="triangular2", cycle_momentum=False),
       "CyclicLR",
     ),
+    "cosine_warm_restarts+decay": (
+      S.cosine_warm_restarts(1.0, T // 20, 2, 0.01, decay=0.8, cycle_limit=4, k_decay=1.5, warmup_steps=W),
+      None,
+      lam(lambda t: _timm_cosine(t, T // 20, W)),
+      "LambdaLR (timm CosineLRScheduler formula)",
+    ),
+    "cosine_annealing+exponent": (
+      S.cosine_annealing(1.0, T, 0.01, exponent=2.0),
+      optax.cosine_decay_schedule(1.0, T, alpha=0.01, exponent=2.0),
+      lam(lambda t: 0.01 + 0.99 * ((1 + math.cos(math.pi * min(t, T) / T)) / 2) ** 2),
+      "LambdaLR",
+    ),
+    "cosine_with_min_lr": (
+      S.cosine_with_min_lr(1.0, T, W, min_lr=0.01),
+      optax.warmup_cosine_decay_schedule(0.0, 1.0, W, T, end_value=0.01),
+      lam(lambda t: t / W if t < W else 0.01 + 0.99 * (1 + math.cos(math.pi * (t - W) / (T - W))) / 2),
+      "LambdaLR (HF get_cosine_with_min_lr_schedule_with_warmup)",
+    ),
+    "cosine_with_restarts": (
+      S.cosine_with_restarts(1.0, T, W, 4),
+      None,
+      lam(lambda t: t / W if t < W else 0.5 * (1 + math.cos(math.pi * ((4 * (t - W) / (T - W)) % 1.0)))),
+      "LambdaLR (HF hard restarts)",
+    ),
+    "cooldown": (
+      S.cooldown(S.constant(1.0), T - 2 * W, 2 * W, shape="linear"),
+      optax.join_schedules(
+        [optax.constant_schedule(1.0), optax.linear_schedule(1.0, 0.0, 2 * W)], [T - 2 * W]
+      ),
+      lam(lambda t: 1.0 if t < T - 2 * W else max(0.0, 1 - (t - T + 2 * W) / (2 * W))),
+      "LambdaLR",
+    ),
+    "noisy": (
+      S.noisy(cos, seed=42),
+      None,
+      lam(lambda t: _timm_noise(t) * (0.01 + 0.99 * (1 + math.cos(math.pi * min(t, T) / T)) / 2)),
+      "LambdaLR (timm noise: torch.Generator per step)",
+    ),
+    "cyclic+scale_fn": (
+      S.cyclic(0.1, 1.0, T // 50, scale_fn=S.exponential_decay(2.0, 0.5)),
+      None,
+      lambda o: tsch().CyclicLR(
+        o, 0.1, 1.0, T // 50, scale_fn=lambda x: 0.5 ** (x - 1), cycle_momentum=False
+      ),
+      "CyclicLR(scale_fn)",
+    ),
+    "cyclic_momentum": (
+      S.cyclic_momentum(0.85, 0.95, T // 50),
+      None,
+      lambda o: tsch().CyclicLR(o, 0.1, 1.0, T // 50, base_momentum=0.85, max_momentum=0.95),
+      "CyclicLR(cycle_momentum=True)",
+    ),
+    "swalr": (
+      S.swalr(cos, T // 2, 0.05, W),
+      None,
+      _swalr_factory(T, W),
+      "CosineAnnealingLR + SWALR",
+    ),
     "one_cycle": (
       S.one_cycle(1.0, T),
       optax.cosine_onecycle_schedule(T, 1.0),
@@ -187,7 +245,103 @@ def cases(T: int) -> dict:
       lam(lambda t: 1.0 if t < T // 3 else (0.5 if t < 2 * T // 3 else 0.1)),
       "LambdaLR",
     ),
+    # issue 15 options (Optax, Keras, HF)
+    "exponential_decay+begin+floor": (
+      S.exponential_decay(1.0, 0.99999, 1, transition_begin=W, end_value=0.2),
+      optax.exponential_decay(1.0, 1, 0.99999, W, False, 0.2),
+      lam(lambda t: max(0.99999 ** max(t - W, 0), 0.2)),
+      "LambdaLR",
+    ),
+    "exponential_decay+growth+ceiling": (
+      S.exponential_decay(1e-3, 1.00001, 1, end_value=1.0),
+      optax.exponential_decay(1e-3, 1, 1.00001, end_value=1.0),
+      lam(lambda t: min(1e-3 * 1.00001**t, 1.0)),
+      "LambdaLR",
+    ),
+    "exponential_decay+staircase+begin": (
+      S.exponential_decay(1.0, 0.5, T // 10, True, transition_begin=W),
+      optax.exponential_decay(1.0, T // 10, 0.5, W, True),
+      lam(lambda t: 0.5 ** (max(t - W, 0) // (T // 10))),
+      "LambdaLR",
+    ),
+    "polynomial_decay+cycle": (
+      S.polynomial_decay(1.0, T // 10, 0.01, 2.0, cycle=True),
+      None,
+      lam(lambda t: 0.01 + 0.99 * (1 - t / ((T // 10) * max(math.ceil(t / (T // 10)), 1))) ** 2),
+      "LambdaLR (Keras PolynomialDecay(cycle=True))",
+    ),
+    "piecewise_interpolate": (
+      S.piecewise_interpolate(1.0, {T // 4: 0.5, T // 2: 0.1, 3 * T // 4: 0.5}, interpolate_type="cosine"),
+      optax.piecewise_interpolate_schedule("cosine", 1.0, {T // 4: 0.5, T // 2: 0.1, 3 * T // 4: 0.5}),
+      lam(lambda t: 1.0),  # the loop's cost, not its value, is what is timed
+      "LambdaLR",
+    ),
+    "one_cycle+pct_final": (
+      S.one_cycle(1.0, T, 0.25, "linear", three_phase=True, pct_final=0.85),
+      optax.linear_onecycle_schedule(T, 1.0, 0.25, 0.85),
+      lambda o: tsch().OneCycleLR(
+        o, 1.0, total_steps=T + 1, pct_start=0.25, anneal_strategy="linear", three_phase=True
+      ),
+      "OneCycleLR (three_phase)",
+    ),
+    "warmup_stable_decay+types": (
+      S.warmup_stable_decay(1.0, T, W, 2 * W, decay="1-sqrt", warmup="cosine", min_lr_ratio=0.1),
+      None,
+      _hf_wsd(T, W),
+      "HF get_wsd_schedule",
+    ),
   }
+
+
+def _hf_wsd(T: int, W: int):
+  """HF transformers' ``get_wsd_schedule`` (a ``LambdaLR``) when transformers is installed."""
+  try:
+    from transformers.optimization import get_wsd_schedule
+  except ImportError:  # pragma: no cover
+    return None
+  return lambda o: get_wsd_schedule(
+    o, W, 2 * W, T, warmup_type="cosine", decay_type="1-sqrt", min_lr_ratio=0.1
+  )
+
+
+def _timm_cosine(t, period, warmup, decay=0.8, limit=4, k=1.5):
+  """timm's CosineLRScheduler._get_lr (t_initial=period, cycle_mul=2, lr_min=0.01), as a LambdaLR factor."""
+  if t < warmup:
+    return t / warmup
+  i = math.floor(math.log2(1 + t / period))
+  t_i, t_cur = 2**i * period, t - (2**i - 1) * period
+  if i >= limit:
+    return 0.01
+  return 0.01 + 0.5 * (decay**i - 0.01) * (1 + math.cos(math.pi * t_cur**k / t_i**k))
+
+
+def _timm_noise(t, seed=42, pct=0.67):
+  """timm's Scheduler._add_noise factor: a torch.Generator seeded per step, redrawn until |z| < pct."""
+  g = torch.Generator()
+  g.manual_seed(seed + t)
+  while True:
+    z = torch.randn(1, generator=g).item()
+    if abs(z) < pct:
+      return 1 + z
+
+
+def _swalr_factory(T, W):
+  """PyTorch's SWA recipe as one scheduler: CosineAnnealingLR, then SWALR from T // 2 on."""
+
+  class _Swa:
+    def __init__(self, opt):
+      self.opt, self.t = opt, 0
+      self.cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T, 0.01)
+      self.swa = torch.optim.swa_utils.SWALR(opt, swa_lr=0.05, anneal_epochs=W)
+
+    def step(self):
+      (self.swa if self.t >= T // 2 else self.cos).step()
+      self.t += 1
+
+    def get_last_lr(self):
+      return [self.opt.param_groups[0]["lr"]]
+
+  return _Swa
 
 
 @jax.jit
@@ -209,13 +363,16 @@ def _torch_loop(factory, steps: int):
   return run
 
 
-def run(mode: str = "quick") -> tuple[list[dict], str]:
+def run(mode: str = "quick", only: str | None = None) -> tuple[list[dict], str]:
+  """Runs every case (or those whose name contains one of the comma-separated ``only``)."""
   T, torch_steps, repeats, budget = MODES[mode]
   steps = jnp.arange(T, dtype=jnp.int32)
   rows = []
   warnings.filterwarnings("ignore", message=".*lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`.*")
   warnings.filterwarnings("ignore", category=UserWarning, module="torch.optim.lr_scheduler")
   for name, (sched, osched, tfactory, twin) in cases(T).items():
+    if only and not any(k and k in name for k in only.split(",")):
+      continue
     log(f"schedules: {name}")
     fns, compile_s = {}, {}
     dev_sched = jax.device_put(sched)  # hyperparameters as device arrays, as in a training state
@@ -233,7 +390,8 @@ def run(mode: str = "quick") -> tuple[list[dict], str]:
     med = {k: median(v) for k, v in samples.items()}
     if "torch" in med:
       med["torch_scaled"] = med["torch"] * T / torch_steps
-    base = {"name": f"schedule/{name}", "schedule": name, "steps": T}
+    # "schedule": the public function; "case": the row (an option of it after a "+")
+    base = {"name": f"schedule/{name}", "schedule": name.split("+")[0], "case": name, "steps": T}
     for k, v in samples.items():
       emit(
         dict(
@@ -279,7 +437,7 @@ def markdown(rows, T, torch_steps) -> str:
   ]
   body = [
     [
-      r["schedule"],
+      r.get("case", r["schedule"]),
       fmt_ms(r["lr_jax_s"]),
       fmt_ms(r["lr_jax_compile_s"]),
       fmt_ms(r["lr_jax_closure_s"]),
@@ -304,7 +462,9 @@ def markdown(rows, T, torch_steps) -> str:
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--mode", choices=list(MODES), default="quick")
-  _, md = run(ap.parse_args(argv).mode)
+  ap.add_argument("--only", default=None, help="comma-separated substrings of the case names to run")
+  args = ap.parse_args(argv)
+  _, md = run(args.mode, args.only)
   print(md)
 
 

@@ -58,6 +58,12 @@ def main(argv=None):
     t = np.arange(160)
     for name, lr in rules.items():
       a.plot(t, np.asarray(lr(t)), label=name)
+    shapes = {  # timm's restarts with a decaying peak; WSD with a 1-sqrt cooldown (HF, arXiv 2405.18392)
+      "restarts(10, x2), decay 0.7": schedules.cosine_warm_restarts(0.1, 10, 2, 0.001, decay=0.7),
+      "WSD, 1-sqrt cooldown": schedules.cooldown(schedules.warmup(schedules.constant(0.1), 10), 110, 40),
+    }
+    for name, lr in shapes.items():
+      a.plot(t, np.asarray(lr(t)), label=name, ls="--")
     a.set(xlabel="step", ylabel="learning rate", title="cosine annealing (0.1 -> 0.001)")
     a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below the axes, off the curves
     for name, c in curves.items():

@@ -129,7 +129,7 @@ def test_vmap_over_gamma_and_step_sizes_matches_loop():
 
 def test_traced_invalid_lanes_are_nan():
   out = jax.jit(jax.vmap(lambda d, g: S.cyclic(0.1, 1.0, 5, d, mode="exp_range", gamma=g)(STEPS)))(
-    jnp.array([5.0, -1.0, 5.0]), jnp.array([0.9, 0.9, 1.5])
+    jnp.array([5.0, -1.0, 5.0]), jnp.array([0.9, 0.9, -0.5])
   )
   assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1])) and np.all(np.isnan(out[2]))
 
@@ -139,7 +139,12 @@ def test_traced_invalid_lanes_are_nan():
   [
     (dict(mode="triangle"), r"cyclic: `mode` must be one of .*got mode='triangle'"),
     (dict(mode=["triangular"]), r"cyclic: `mode`"),
-    (dict(gamma=1.5), r"cyclic: `gamma` must be in \(0, 1\], got gamma=1.5"),
+    (dict(gamma=0.0), r"cyclic: `gamma` must be > 0, got gamma=0.0"),
+    (
+      dict(scale_mode="step"),
+      r"cyclic: `scale_mode` must be one of 'cycle', 'iterations', got scale_mode='step'",
+    ),
+    (dict(scale_fn=3.0), r"cyclic: `scale_fn` must be a schedule"),
     (dict(step_size_up=-2), r"cyclic: `step_size_up` must be > 0, got step_size_up=-2"),
     (dict(step_size_down=-1), r"cyclic: `step_size_down` must be >= 0, got step_size_down=-1"),
     (dict(base_value="a"), r"cyclic: `base_value` must be a number"),
@@ -181,3 +186,19 @@ def test_vmap_over_every_hyperparameter_equals_loop(hs):
       S.cyclic(h["base"], h["peak"], float(h["up"]), float(h["down"]), "exp_range", h["gamma"]), STEPS
     )
     np.testing.assert_allclose(got[i], want, rtol=2e-6, atol=1e-7 * max(h["base"], h["peak"]))
+
+
+def test_custom_scale_fn_is_a_pytree_child_with_a_config():
+  s = S.cyclic(0.1, 1.0, 3, 5, scale_fn=S.exponential_decay(1.0, 0.9), scale_mode="iterations")
+  t = np.arange(40)
+  want = [0.1 + 0.9 * torch_formula(x, 0.0, 1.0, 3, 5, "triangular", 1.0) * 0.9**x for x in t]
+  np.testing.assert_allclose(EVAL(s, t), want, rtol=1e-5, atol=1e-7)
+  r = S.from_config(s.to_config())
+  assert type(r) is type(s) and r.to_config()["scale_fn"]["name"] == "exponential_decay"
+  np.testing.assert_array_equal(r(t), s(t))
+  got = jax.jit(jax.vmap(lambda g: S.cyclic(0.1, 1.0, 3, 5, scale_fn=S.exponential_decay(1.0, g))(t)))(
+    jnp.array([0.5, 0.9])
+  )
+  np.testing.assert_allclose(
+    got[1], S.cyclic(0.1, 1.0, 3, 5, scale_fn=S.exponential_decay(1.0, 0.9))(t), rtol=2e-6
+  )

@@ -24,8 +24,6 @@ CALL = jax.jit(lambda s, t: s(t))  # one compile per schedule type/leaf dtypes, 
 RTOL, ATOL = 1e-5, 1e-7  # float32: a few roundings in pow/div, relative to the rate
 
 
-
-
 # ----------------------------------------------------------------------------------------------
 # Independent references (float64 Python).
 
@@ -364,3 +362,131 @@ def test_integer_arrays_past_int32_are_not_wrapped():
   for far in ([2**40], np.array([2**40], np.int64), np.array([2**40], np.uint64)):
     close(S.multistep_decay(1.0, far, 0.5)(t), [1.0, 1.0], rtol=0, atol=0)
     close(S.piecewise_constant(far, [1.0, 2.0])(t), [1.0, 1.0], rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 15 options: exponential_decay(transition_begin, end_value), polynomial_decay(cycle),
+# piecewise_interpolate. Peer parity (Optax, Keras) is in tests/parity/test_peer_schedules_b.py;
+# here: independent closed forms, the defaults unchanged, validation and the NaN lane.
+
+
+def ref_exponential_bounded(t, init, gamma, ds, begin, end, staircase):
+  p = max(t - begin, 0) / ds
+  r = init * gamma ** (math.floor(p) if staircase else p)
+  if end is None:
+    return r
+  return max(r, end) if gamma < 1 else min(r, end)
+
+
+def test_exponential_decay_begin_and_bounds_match_closed_form():
+  for gamma, ds, begin, end, stairs in [
+    (0.9, 7, 13, 0.2, False),
+    (1.05, 3, 5, 2.0, True),
+    (0.8, 2, 0, None, True),
+  ]:
+    s = S.exponential_decay(0.5, gamma, ds, stairs, transition_begin=begin, end_value=end)
+    want = [ref_exponential_bounded(t, f32(0.5), f32(gamma), ds, begin, end, stairs) for t in STEPS]
+    close(CALL(s, STEPS), want, rtol=RTOL, atol=ATOL)
+
+
+def test_exponential_decay_defaults_hold_no_bound():
+  s = S.exponential_decay(1.0, 0.97, 5)
+  close(
+    CALL(s, STEPS), [ref_exponential_bounded(t, 1.0, f32(0.97), 5, 0, None, False) for t in STEPS], rtol=RTOL
+  )
+  assert s.transition_begin == 0 and s.end_value is None
+  assert s.to_config()["end_value"] is None and S.from_config(s.to_config()).end_value is None
+
+
+def test_exponential_growth_toward_a_ceiling_never_overflows():
+  s = S.exponential_decay(1e-3, 10.0, 1, end_value=1.0)
+  t = jnp.array([0, 1, 2, 3, 50, 2**31 - 1])
+  close(s(t), [1e-3, 1e-2, 1e-1, 1.0, 1.0, 1.0], rtol=1e-6)
+  g = jax.grad(lambda i, e: S.exponential_decay(i, 10.0, 1, end_value=e)(t).sum(), argnums=(0, 1))(1e-3, 1.0)
+  assert (
+    np.all(np.isfinite(g)) and 2.5 <= float(g[1]) <= 3.0
+  )  # steps 4, 50, 2**31-1 at the ceiling; 3 at it or a tie
+
+
+def test_exponential_end_value_is_traceable_and_bad_lanes_are_nan():
+  f = jax.jit(jax.vmap(lambda e, g: S.exponential_decay(1.0, g, 4, end_value=e)(STEPS)))
+  out = np.asarray(f(jnp.array([0.1, 0.3, jnp.inf, 0.2]), jnp.array([0.9, 1.0, 0.9, 0.0])))
+  close(out[0], [ref_exponential_bounded(t, 1.0, f32(0.9), 4, 0, f32(0.1), False) for t in STEPS], rtol=RTOL)
+  close(out[1], np.full(len(STEPS), 0.3), rtol=1e-7)  # gamma == 1: a ceiling below init
+  assert np.all(np.isnan(out[2:]))  # non-finite end_value, gamma = 0
+
+
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
+    ({"gamma": 1.5}, r"`gamma` must be in \(0, 1\] without `end_value`"),
+    ({"gamma": 1.5, "end_value": 2.0, "init_value": 0.0}, r"`init_value` must be > 0 when `gamma` > 1"),
+    ({"gamma": 0.5, "transition_begin": -2}, r"`transition_begin` must be >= 0, got transition_begin=-2"),
+    ({"gamma": 0.5, "transition_begin": 1.5}, r"`transition_begin` must be a whole number"),
+    ({"gamma": 0.5, "end_value": float("nan")}, r"`end_value` must be finite"),
+    ({"gamma": 0.5, "end_value": "0.1"}, r"`end_value` must be a number"),
+  ],
+)
+def test_exponential_decay_option_errors(kwargs, match):
+  with pytest.raises(ValueError, match=rf"^exponential_decay: {match}"):
+    S.exponential_decay(**{"init_value": 1.0, **kwargs})
+
+
+def ref_keras_polynomial_cycle(t, init, total, end, power):
+  horizon = total * (1 if t == 0 else math.ceil(t / total))
+  return end + (init - end) * (1 - t / horizon) ** power
+
+
+def test_polynomial_cycle_closed_form_restarts_and_default_unchanged():
+  s = S.polynomial_decay(1.0, 20, 0.1, 2.0, cycle=True)
+  close(
+    CALL(s, STEPS),
+    [ref_keras_polynomial_cycle(t, 1.0, 20, f32(0.1), 2.0) for t in STEPS],
+    rtol=RTOL,
+    atol=ATOL,
+  )
+  assert float(s(20)) == float(s(40)) == f32(0.1) and float(s(21)) > float(s(20))
+  plain = S.polynomial_decay(1.0, 20, 0.1, 2.0)
+  assert plain.cycle is False and float(plain(21)) == f32(0.1)
+  assert S.from_config(s.to_config()).cycle is True
+  with pytest.raises(ValueError, match=r"^polynomial_decay: `cycle` must be True or False, got cycle='yes'"):
+    S.polynomial_decay(1.0, 20, cycle="yes")
+
+
+def ref_interpolate(t, init, bounds, scales, kind):
+  levels = [init]
+  for c in scales:
+    levels.append(levels[-1] * c)
+  edges = [0, *bounds]
+  for i in range(len(bounds)):
+    if edges[i] <= t < edges[i + 1]:
+      pct = (t - edges[i]) / max(edges[i + 1] - edges[i], 1)
+      a, b = levels[i], levels[i + 1]
+      return a + (b - a) * pct if kind == "linear" else b + (a - b) * (1 + math.cos(math.pi * pct)) / 2
+  return levels[-1]
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_piecewise_interpolate_matches_closed_form(kind):
+  bounds, scales = [25, 100, 101, 300], [4.0, 0.1, 2.0, 0.0]
+  s = S.piecewise_interpolate(0.5, bounds, scales, interpolate_type=kind)
+  want = [ref_interpolate(t, 0.5, bounds, [f32(c) for c in scales], kind) for t in STEPS]
+  close(CALL(s, STEPS), want, rtol=RTOL, atol=1e-6)
+  assert s.to_config()["interpolate_type"] == kind
+  np.testing.assert_array_equal(S.from_config(s.to_config())(STEPS), s(STEPS))
+
+
+@pytest.mark.parametrize(
+  "call,match",
+  [
+    (lambda: S.piecewise_interpolate(1.0, [1, 2], [0.5]), r"`scales` must have one entry per boundary"),
+    (lambda: S.piecewise_interpolate(1.0, {1: 0.5}, [0.5]), r"`scales` must be omitted"),
+    (lambda: S.piecewise_interpolate(1.0, [1, 2]), r"`scales` must be a sequence"),
+    (lambda: S.piecewise_interpolate(1.0, 3, 0.5), r"`boundaries` must be a 1-D"),
+    (lambda: S.piecewise_interpolate(1.0, [1], [-0.5]), r"`scales` must be >= 0"),
+    (lambda: S.piecewise_interpolate(1.0, [1], [0.5], "cos"), r"`interpolate_type` must be one of"),
+  ],
+)
+def test_piecewise_interpolate_errors(call, match):
+  with pytest.raises(ValueError, match=rf"^piecewise_interpolate: {match}"):
+    call()

@@ -18,11 +18,14 @@ STEPS = np.arange(MAXN + 20)
 EVAL = jax.jit(lambda s, t: s(t))  # one compile per (anneal, three_phase), shared by every example
 
 
-def reference(t, n, pct, anneal, three_phase, points):
-  """OneCycleLR.get_lr's phase walk in float64; ``points`` = (initial, peak, floor) or momenta."""
+def reference(t, n, pct, anneal, three_phase, points, final=None):
+  """OneCycleLR.get_lr's phase walk in float64; ``points`` = (initial, peak, floor) or momenta.
+
+  ``final`` (Optax's pct_final) moves the end of phase 2 from PyTorch's 2*pct*N - 2 to final*N - 2.
+  """
   a, b, c = points
   if three_phase:
-    phases = [(pct * n - 1, a, b), (2 * pct * n - 2, b, a), (n - 1, a, c)]
+    phases = [(pct * n - 1, a, b), ((2 * pct if final is None else final) * n - 2, b, a), (n - 1, a, c)]
   else:
     phases = [(pct * n - 1, a, b), (n - 1, b, c)]
   t = min(t, n - 1)  # lr_jax holds the value at N - 1 (PyTorch raises past N)
@@ -36,17 +39,16 @@ def reference(t, n, pct, anneal, three_phase, points):
     start = end
 
 
-
 hyper = st.fixed_dictionaries(
-  dict(
-    peak=st.floats(1e-3, 10.0).map(f32),
-    n=st.integers(10, MAXN),
-    pct=st.floats(0.05, 0.95).map(f32),
-    anneal=st.sampled_from(["cos", "linear"]),
-    div=st.floats(1.5, 100.0).map(f32),
-    final_div=st.floats(1.5, 1e4).map(f32),
-    three=st.booleans(),
-  )
+  {
+    "peak": st.floats(1e-3, 10.0).map(f32),
+    "n": st.integers(10, MAXN),
+    "pct": st.floats(0.05, 0.95).map(f32),
+    "anneal": st.sampled_from(["cos", "linear"]),
+    "div": st.floats(1.5, 100.0).map(f32),
+    "final_div": st.floats(1.5, 1e4).map(f32),
+    "three": st.booleans(),
+  }
 ).filter(lambda h: h["pct"] * h["n"] >= 2)  # PyTorch divides by zero when pct*N == 1
 
 
@@ -164,18 +166,18 @@ def test_traced_invalid_lanes_are_nan():
 @pytest.mark.parametrize(
   "fn, kwargs, match",
   [
-    (S.one_cycle, dict(pct_start=1.5), r"one_cycle: `pct_start` must be in \(0, 1\), got pct_start=1.5"),
-    (S.one_cycle, dict(pct_start=0), r"one_cycle: `pct_start` must be in \(0, 1\), got pct_start=0"),
-    (S.one_cycle, dict(anneal="cosine"), r"one_cycle: `anneal` must be one of 'cos', 'linear'"),
-    (S.one_cycle, dict(three_phase="yes"), r"one_cycle: `three_phase` must be True or False"),
-    (S.one_cycle, dict(total_steps=-5), r"one_cycle: `total_steps` must be > 0, got total_steps=-5"),
-    (S.one_cycle, dict(final_div_factor=0.0), r"one_cycle: `final_div_factor` must be > 0"),
-    (S.one_cycle_momentum, dict(max_momentum=1.2), r"one_cycle_momentum: `max_momentum` must be in \[0, 1\]"),
-    (S.one_cycle_momentum, dict(pct_start=None), r"one_cycle_momentum: `pct_start` must be a number"),
+    (S.one_cycle, {"pct_start": 1.5}, r"one_cycle: `pct_start` must be in \(0, 1\), got pct_start=1.5"),
+    (S.one_cycle, {"pct_start": 0}, r"one_cycle: `pct_start` must be in \(0, 1\), got pct_start=0"),
+    (S.one_cycle, {"anneal": "cosine"}, r"one_cycle: `anneal` must be one of 'cos', 'linear'"),
+    (S.one_cycle, {"three_phase": "yes"}, r"one_cycle: `three_phase` must be True or False"),
+    (S.one_cycle, {"total_steps": -5}, r"one_cycle: `total_steps` must be > 0, got total_steps=-5"),
+    (S.one_cycle, {"final_div_factor": 0.0}, r"one_cycle: `final_div_factor` must be > 0"),
+    (S.one_cycle_momentum, {"max_momentum": 1.2}, r"one_cycle_momentum: `max_momentum` must be in \[0, 1\]"),
+    (S.one_cycle_momentum, {"pct_start": None}, r"one_cycle_momentum: `pct_start` must be a number"),
   ],
 )
 def test_invalid_values_raise(fn, kwargs, match):
-  base = dict(peak_value=1.0, total_steps=100) if fn is S.one_cycle else dict(total_steps=100)
+  base = {"peak_value": 1.0, "total_steps": 100} if fn is S.one_cycle else {"total_steps": 100}
   with pytest.raises(ValueError, match=match):
     fn(**{**base, **kwargs})
 
@@ -201,3 +203,55 @@ def test_vmap_over_every_hyperparameter_equals_loop(hs):
   for i, h in enumerate(hs):
     want = EVAL(S.one_cycle(h["peak"], h["n"], h["pct"], "cos", h["div"], h["final_div"], True), STEPS)
     np.testing.assert_allclose(got[i], want, rtol=2e-6, atol=1e-7 * h["peak"])
+
+
+def test_pct_final_moves_the_end_of_phase_two():
+  # three phases with phase ends p*N - 1, pct_final*N - 2, N - 1 (PyTorch's convention; the default
+  # pct_final = 2 * pct_start is OneCycleLR's three-phase cycle, checked against the reference above)
+  n, p, f = 100, 0.2, 0.7
+  lr = np.asarray(EVAL(S.one_cycle(1.0, n, p, "linear", 10.0, 100.0, True, f), STEPS))
+  ref = [reference(t, n, p, "linear", True, (0.1, 1.0, 0.001), final=f) for t in STEPS]
+  np.testing.assert_allclose(lr, ref, rtol=1e-5, atol=1e-8)
+  assert int(np.argmax(lr)) == 19 and abs(lr[68] - 0.1) < 1e-7
+  m = np.asarray(EVAL(S.one_cycle_momentum(n, p, "linear", 0.8, 0.9, True, pct_final=f), STEPS))
+  assert int(np.argmin(m)) == 19 and np.allclose(m[68:], 0.9, rtol=2e-7, atol=0)
+  default = S.one_cycle(1.0, n, p, "linear", 10.0, 100.0, True)
+  np.testing.assert_array_equal(
+    default(STEPS), S.one_cycle(1.0, n, p, "linear", 10.0, 100.0, True, 2 * p)(STEPS)
+  )
+  s = S.one_cycle(1.0, n, p, three_phase=True, pct_final=f)
+  assert (
+    float(S.from_config(s.to_config()).pct_final) == f
+    and S.one_cycle(1.0, n).to_config()["pct_final"] is None
+  )
+
+
+@pytest.mark.parametrize(
+  "fn,kwargs,match",
+  [
+    (
+      S.one_cycle,
+      {"pct_final": 0.8},
+      r"one_cycle: `pct_final` requires three_phase=True, got pct_final=0.8",
+    ),
+    (
+      S.one_cycle,
+      {"three_phase": True, "pct_final": 0.2},
+      r"one_cycle: `pct_final` must be in \(pct_start, 1\)",
+    ),
+    (
+      S.one_cycle_momentum,
+      {"three_phase": True, "pct_final": 1.0},
+      r"one_cycle_momentum: `pct_final` must be in",
+    ),
+    (S.one_cycle_momentum, {"three_phase": True, "pct_final": float("inf")}, r"`pct_final` must be finite"),
+  ],
+)
+def test_pct_final_errors(fn, kwargs, match):
+  args = (1.0, 100) if fn is S.one_cycle else (100,)
+  with pytest.raises(ValueError, match=match):
+    fn(*args, pct_start=0.3, **kwargs)
+  out = jax.vmap(lambda v: fn(*args, pct_start=0.3, three_phase=True, pct_final=v)(STEPS))(
+    jnp.array([0.7, 0.2, 1.0])
+  )
+  assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1:]))

@@ -18,7 +18,6 @@ STEPS = np.arange(400)
 EVAL = jax.jit(lambda s, t: s(t))  # shared compile cache: one entry per tree structure
 
 
-
 # --- HF transformers' LambdaLR factors (transformers/optimization.py), rewritten in plain Python ---
 
 
@@ -79,14 +78,14 @@ def test_inverse_sqrt_is_continuous_and_peaks_at_warmup_end(w):
 
 
 wsd_hyper = st.fixed_dictionaries(
-  dict(
-    peak=st.floats(1e-3, 10.0).map(f32),
-    warm=st.integers(0, 80),
-    stable=st.integers(0, 100),
-    dec=st.integers(1, 150),
-    ratio=st.sampled_from([0.0, 0.01, 0.1, 0.5]),
-    decay=st.sampled_from(["linear", "cosine", "1-sqrt"]),
-  )
+  {
+    "peak": st.floats(1e-3, 10.0).map(f32),
+    "warm": st.integers(0, 80),
+    "stable": st.integers(0, 100),
+    "dec": st.integers(1, 150),
+    "ratio": st.sampled_from([0.0, 0.01, 0.1, 0.5]),
+    "decay": st.sampled_from(["linear", "cosine", "1-sqrt"]),
+  }
 )
 
 
@@ -137,19 +136,19 @@ def test_warmup_stable_decay_bounds_monotone_and_continuous(h):
 @pytest.mark.parametrize(
   "kwargs, match",
   [
-    (dict(decay="exp"), r"warmup_stable_decay: `decay` must be one of 'linear', 'cosine', '1-sqrt'"),
+    ({"decay": "exp"}, r"warmup_stable_decay: `decay` must be one of 'linear', 'cosine', '1-sqrt'"),
     (
-      dict(warmup_steps=60, decay_steps=50),
+      {"warmup_steps": 60, "decay_steps": 50},
       r"`warmup_steps \+ decay_steps` must be <= `total_steps`, got warmup_steps=60, decay_steps=50, total_steps=100",
     ),
-    (dict(decay_steps=0), r"warmup_stable_decay: `decay_steps` must be > 0, got decay_steps=0"),
-    (dict(warmup_steps=-1), r"warmup_stable_decay: `warmup_steps` must be >= 0, got warmup_steps=-1"),
+    ({"decay_steps": 0}, r"warmup_stable_decay: `decay_steps` must be > 0, got decay_steps=0"),
+    ({"warmup_steps": -1}, r"warmup_stable_decay: `warmup_steps` must be >= 0, got warmup_steps=-1"),
   ],
 )
 def test_warmup_stable_decay_invalid(kwargs, match):
   with pytest.raises(ValueError, match=match):
     S.warmup_stable_decay(
-      **{**dict(peak_value=1.0, total_steps=100, warmup_steps=10, decay_steps=20), **kwargs}
+      **{"peak_value": 1.0, "total_steps": 100, "warmup_steps": 10, "decay_steps": 20, **kwargs}
     )
 
 
@@ -158,16 +157,68 @@ def test_warmup_stable_decay_traced_invalid_lane_is_nan():
   assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1:]))
 
 
+def ref_wsd_ramp(t, w, init, peak, kind):
+  """The warm-up of WSD from ``init`` to ``peak`` (HF's warmup_type shapes, written from its docs)."""
+  p = t / w
+  h = {"linear": p, "cosine": (1 - math.cos(math.pi * p)) / 2, "1-sqrt": 1 - math.sqrt(1 - p)}[kind]
+  return init + (peak - init) * h
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "1-sqrt"])
+def test_warmup_stable_decay_warmup_types_and_init_value(kind):
+  s = S.warmup_stable_decay(2.0, 100, 16, 30, 0.1, "cosine", warmup=kind, init_value=0.5)
+  lr = np.asarray(EVAL(s, STEPS))
+  want = [ref_wsd_ramp(t, 16, 0.5, 2.0, kind) for t in range(16)]
+  np.testing.assert_allclose(lr[:16], want, rtol=1e-6)
+  assert lr[0] == 0.5 and lr[16] == 2.0 and np.all(np.diff(lr[:17]) > 0)
+  np.testing.assert_allclose(
+    lr[70:], np.asarray(EVAL(S.warmup_stable_decay(2.0, 100, 16, 30, 0.1, "cosine"), STEPS))[70:]
+  )
+  r = S.from_config(json.loads(json.dumps(s.to_config())))
+  assert r.warmup == kind and float(r.init_value) == 0.5
+
+
+def test_warmup_stable_decay_min_lr_ratio_sets_both_ends():
+  s = S.warmup_stable_decay(2.0, 100, 10, 20, decay="linear", min_lr_ratio=0.25)
+  assert float(s.init_value) == float(s.end_value) == 0.5
+  assert float(s(0)) == 0.5 and float(s(500)) == 0.5
+  for kw in ({"end_value": 0.1}, {"init_value": 0.2}):
+    with pytest.raises(
+      ValueError, match=r"^warmup_stable_decay: `min_lr_ratio` sets `init_value` and `end_value`"
+    ):
+      S.warmup_stable_decay(2.0, 100, 10, 20, min_lr_ratio=0.25, **kw)
+  with pytest.raises(ValueError, match=r"^warmup_stable_decay: `min_lr_ratio` must be a number"):
+    S.warmup_stable_decay(2.0, 100, 10, 20, min_lr_ratio="0.1")
+  with pytest.raises(
+    ValueError, match=r"^warmup_stable_decay: `warmup` must be one of 'linear', 'cosine', '1-sqrt'"
+  ):
+    S.warmup_stable_decay(2.0, 100, 10, 20, warmup="exp")
+  # traced init_value: vmap matches a loop; a NaN init_value gives a NaN lane
+  inits = jnp.array([0.0, 0.3, jnp.nan])
+  out = np.asarray(
+    jax.jit(
+      jax.vmap(lambda i: S.warmup_stable_decay(1.0, 100, 10, 20, init_value=i, warmup="cosine")(STEPS))
+    )(inits)
+  )
+  for k in range(2):
+    np.testing.assert_allclose(
+      out[k],
+      S.warmup_stable_decay(1.0, 100, 10, 20, init_value=float(inits[k]), warmup="cosine")(STEPS),
+      rtol=1e-6,
+    )
+  assert np.all(np.isnan(out[2]))
+
+
 # --- warmup(schedule, ...) ---
 
 warm_hyper = st.fixed_dictionaries(
-  dict(
-    base=st.floats(1e-3, 10.0).map(f32),
-    total=st.integers(1, 200),
-    end_frac=st.floats(0.0, 0.9),
-    w=st.integers(0, 150),
-    init_frac=st.floats(0.0, 1.0),
-  )
+  {
+    "base": st.floats(1e-3, 10.0).map(f32),
+    "total": st.integers(1, 200),
+    "end_frac": st.floats(0.0, 0.9),
+    "w": st.integers(0, 150),
+    "init_frac": st.floats(0.0, 1.0),
+  }
 )
 
 
@@ -227,17 +278,17 @@ def test_warmup_vmap_over_steps_and_inner_hyperparameters():
   "kwargs, match",
   [
     (
-      dict(mode="exponential"),
+      {"mode": "exponential"},
       r'warmup: `init_value` must be > 0 with mode="exponential", got init_value=0.0',
     ),
-    (dict(mode="cosine"), r"warmup: `mode` must be one of 'linear', 'exponential', got mode='cosine'"),
-    (dict(warmup_steps=-2), r"warmup: `warmup_steps` must be >= 0, got warmup_steps=-2"),
-    (dict(schedule=0.1), r"warmup: `schedule` must be a schedule"),
+    ({"mode": "cosine"}, r"warmup: `mode` must be one of 'linear', 'exponential', got mode='cosine'"),
+    ({"warmup_steps": -2}, r"warmup: `warmup_steps` must be >= 0, got warmup_steps=-2"),
+    ({"schedule": 0.1}, r"warmup: `schedule` must be a schedule"),
   ],
 )
 def test_warmup_invalid(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    S.warmup(**{**dict(schedule=S.cosine_annealing(1.0, 10), warmup_steps=5), **kwargs})
+    S.warmup(**{"schedule": S.cosine_annealing(1.0, 10), "warmup_steps": 5, **kwargs})
 
 
 def test_warmup_traced_invalid_lane_is_nan():

@@ -205,7 +205,7 @@ class Schedule:
     for f in dataclasses.fields(cls):
       v = kwargs.get(f.name, f.default)
       kind = f.metadata.get("kind")
-      if kind == "number":
+      if kind == "number" and not (v is None and f.default is None):  # ``hyper(None)``: optional
         v = number(v, fn=fn, name=f.name)
       elif kind == "array":
         v = vector(

@@ -22,7 +22,7 @@ from lr_jax.schedules._base import (
   schedule_class,
   static_field,
 )
-from lr_jax.schedules._steps import _decay_progress, _floor_div, _passed
+from lr_jax.schedules._steps import _decay_progress, _floor_div, _passed, _remainder
 
 __all__ = [
   "constant",
@@ -226,42 +226,95 @@ class ExponentialDecay(Schedule):
   """See :func:`exponential_decay`."""
 
   init_value: ArrayLike = hyper()
-  gamma: ArrayLike = hyper(rules=(between(0, 1, open_lo=True),))
+  gamma: ArrayLike = hyper(rules=(gt(0),))
   decay_steps: ArrayLike = hyper(1, rules=(gt(0),))
   staircase: bool = static_field(False)
+  transition_begin: ArrayLike = hyper(0, rules=(ge(0), WHOLE))
+  end_value: ArrayLike | None = hyper(None)  # None: no bound (a pytree node without leaves)
   name = "exponential_decay"
+  rules = (
+    Rule(
+      ("gamma",),
+      lambda g: g <= 1,
+      "`gamma` must be in (0, 1] without `end_value` (growth needs `end_value` as its ceiling)",
+      when=lambda v: v["end_value"] is None,
+    ),
+    Rule(
+      ("init_value", "gamma"),
+      lambda init, g: (g <= 1) | (init > 0),
+      "`init_value` must be > 0 when `gamma` > 1 (growth toward the `end_value` ceiling)",
+      when=lambda v: v["end_value"] is not None,
+    ),
+  )
 
   def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
     init, gamma, ds = (as_float(x, dt) for x in (self.init_value, self.gamma, self.decay_steps))
-    p = _decay_progress(step, ds, dt, self.staircase)
-    return poison(init * jnp.power(gamma, p), self.valid())
+    p = _decay_progress(_shift(step, self.transition_begin, dt), ds, dt, self.staircase)
+    if self.end_value is None:
+      return poison(init * jnp.power(gamma, p), self.valid())
+    end = as_float(self.end_value, dt)
+    grow = gamma >= 1
+    # gamma < 1: `end_value` is a floor (a growing lane's gamma is replaced here: no overflow to inf)
+    decayed = jnp.maximum(init * jnp.power(jnp.where(grow, 1, gamma), p), end)
+    # gamma >= 1: a ceiling. Growth reaches it at p_hit = log(end / init) / log(gamma) (init > 0); the
+    # exponent is capped one factor of gamma past that point, so the power never overflows to inf
+    # (nor its gradient to NaN) and the ceiling is exact on the plateau.
+    ratio = end / jnp.where(init > 0, init, 1)
+    lratio = jnp.log(jnp.where(ratio > 1, ratio, 1))  # end <= init: capped at p = 1, then min gives end
+    cap = lratio / jnp.log(jnp.where(gamma > 1, gamma, 2)) + 1  # gamma == 1: any cap (1 ** p == 1)
+    grown = init * jnp.power(jnp.where(grow, gamma, 1), jnp.minimum(p, cap))
+    return poison(jnp.where(grow, jnp.minimum(grown, end), decayed), self.valid())
+
+
+def _shift(step: ArrayLike, begin: ArrayLike, dt):
+  """``max(step - begin, 0)``: exact integer arithmetic for integer steps (``begin`` is whole)."""
+  step = jnp.asarray(step)
+  if jnp.issubdtype(step.dtype, jnp.integer):
+    s = jnp.maximum(step, 0)
+    s = s.astype(jnp.int32) if s.dtype.itemsize < 4 else s
+    b = jnp.clip(jnp.round(as_float(begin, dt)), 0, 2**31 - 1 - 2**7)  # float32-safe int32 bound
+    return jnp.maximum(s - b.astype(s.dtype), 0)
+  return jnp.maximum(as_step(step, dt) - as_float(begin, dt), 0)
 
 
 @register("exponential_decay")
 def exponential_decay(
-  init_value: ArrayLike, gamma: ArrayLike, decay_steps: ArrayLike = 1, staircase: bool = False
+  init_value: ArrayLike,
+  gamma: ArrayLike,
+  decay_steps: ArrayLike = 1,
+  staircase: bool = False,
+  transition_begin: ArrayLike = 0,
+  end_value: ArrayLike | None = None,
 ) -> ExponentialDecay:
   """Exponential decay by ``gamma`` every ``decay_steps`` steps (continuously, or in stairs).
 
-  ::
+  With b = ``transition_begin``::
 
-      p = t / decay_steps            (floor(t / decay_steps) if staircase)
+      p = max(t - b, 0) / decay_steps            (floor of it if staircase)
       lr(t) = init * gamma ** p
+      lr(t) = max(lr(t), end_value)              if end_value is given and gamma < 1 (a floor)
+      lr(t) = min(lr(t), end_value)              if end_value is given and gamma >= 1 (a ceiling)
 
   With ``decay_steps=1`` this is ``torch.optim.lr_scheduler.ExponentialLR(gamma)`` (``init_value``
   the optimizer's lr); in general it is Keras ``ExponentialDecay(init, decay_steps,
-  decay_rate=gamma, staircase)`` and Optax ``exponential_decay(init, transition_steps=decay_steps,
-  decay_rate=gamma, staircase=staircase)`` without ``transition_begin``/``end_value``. Unlike
-  Optax's, ``gamma`` and ``decay_steps`` can be traced. ``gamma`` must be in (0, 1]: growth
-  (allowed by PyTorch, Keras and Optax) would overflow to inf long before step 2**31, so it is
-  rejected; for a warm-up use :func:`warmup`.
+  decay_rate=gamma, staircase)`` and exactly Optax ``exponential_decay(init, transition_steps=
+  decay_steps, decay_rate=gamma, transition_begin=b, staircase=staircase, end_value=end_value)``,
+  including Optax's choice of floor or ceiling. Unlike Optax's, ``gamma``, ``decay_steps``,
+  ``transition_begin`` and ``end_value`` can be traced (vmap over them; the floor/ceiling choice
+  follows the traced ``gamma``). Growth (``gamma > 1``, allowed by PyTorch, Keras and Optax) needs
+  ``end_value`` as its ceiling and ``init_value > 0``; without a ceiling it would overflow to inf
+  long before step 2**31, so it is rejected (for a warm-up use :func:`warmup`). Optax turns
+  ``transition_steps <= 0`` or ``decay_rate == 0`` into a constant and a negative
+  ``transition_begin`` into 0 with a log message; here those are errors.
 
   Args:
-    init_value: rate at step 0.
-    gamma: decay factor per ``decay_steps`` steps; must be in (0, 1].
+    init_value: rate for steps ``t <= transition_begin``.
+    gamma: factor per ``decay_steps`` steps; must be in (0, 1], or > 0 with ``end_value``.
     decay_steps: steps per factor ``gamma``; must be > 0.
     staircase: if True, decay in discrete stairs (static, not traceable).
+    transition_begin: steps to hold ``init_value`` before decaying; a whole number >= 0.
+    end_value: ``None`` (no bound), or the floor (decay) or ceiling (growth) of the rate.
 
   Returns:
     An ``ExponentialDecay`` schedule.
@@ -270,7 +323,8 @@ def exponential_decay(
     ValueError: if a concrete hyperparameter is out of range. Traced invalid values give NaN rates.
 
   References:
-    Keras, `ExponentialDecay <https://keras.io/api/optimizers/learning_rate_schedules/exponential_decay/>`_.
+    Keras, `ExponentialDecay <https://keras.io/api/optimizers/learning_rate_schedules/exponential_decay/>`_;
+    Optax, `exponential_decay <https://optax.readthedocs.io/en/latest/api/optimizer_schedules.html>`_.
 
   Examples:
     >>> from lr_jax import schedules
@@ -280,9 +334,22 @@ def exponential_decay(
     >>> stairs = schedules.exponential_decay(1.0, gamma=0.5, decay_steps=10, staircase=True)
     >>> print(*(f"{stairs(t):.3f}" for t in (0, 9, 10, 20)))
     1.000 1.000 0.500 0.250
+    >>> floor = schedules.exponential_decay(1.0, 0.5, 10, transition_begin=5, end_value=0.3)
+    >>> print(*(f"{floor(t):.3f}" for t in (0, 5, 15, 25, 100)))
+    1.000 1.000 0.500 0.300 0.300
+    >>> grow = schedules.exponential_decay(0.1, 2.0, 10, end_value=1.0)
+    >>> print(*(f"{grow(t):.3f}" for t in (0, 10, 20, 30, 40, 10**6)))
+    0.100 0.200 0.400 0.800 1.000 1.000
   """
+  fn = "exponential_decay"
   return ExponentialDecay.build(
-    "exponential_decay", init_value=init_value, gamma=gamma, decay_steps=decay_steps, staircase=staircase
+    fn,
+    init_value=init_value,
+    gamma=gamma,
+    decay_steps=decay_steps,
+    staircase=staircase,
+    transition_begin=transition_begin,
+    end_value=end_value,
   )
 
 
@@ -366,6 +433,7 @@ class PolynomialDecay(Schedule):
   total_steps: ArrayLike = hyper(rules=(gt(0),))
   end_value: ArrayLike = hyper(0.0)
   power: ArrayLike = hyper(1.0, rules=(ge(0),))
+  cycle: bool = static_field(False)
   name = "polynomial_decay"
 
   def _eval(self, step: ArrayLike) -> jax.Array:
@@ -374,31 +442,54 @@ class PolynomialDecay(Schedule):
       as_float(x, dt) for x in (self.init_value, self.total_steps, self.end_value, self.power)
     )
     total = jnp.where(total > 0, total, 1)
-    remaining = jnp.clip(total - as_step(step, dt), 0, total) / total  # 1 - min(t, T) / T, exact at T
+    t = as_step(step, dt)
+    if self.cycle:  # Keras: the horizon is the first multiple of T at or past t (T itself at t = 0)
+      ceil = _floor_div(step, total, dt) + (_remainder(step, total, dt) > 0).astype(dt)  # ceil(t / T)
+      k = jnp.maximum(ceil, 1)
+      horizon = total * k
+      remaining = jnp.clip(horizon - t, 0, horizon) / horizon
+    else:
+      remaining = jnp.clip(total - t, 0, total) / total  # 1 - min(t, T) / T, exact at T
     return poison(end + (init - end) * jnp.power(remaining, power), self.valid())
 
 
 @register("polynomial_decay")
 def polynomial_decay(
-  init_value: ArrayLike, total_steps: ArrayLike, end_value: ArrayLike = 0.0, power: ArrayLike = 1.0
+  init_value: ArrayLike,
+  total_steps: ArrayLike,
+  end_value: ArrayLike = 0.0,
+  power: ArrayLike = 1.0,
+  cycle: bool = False,
 ) -> PolynomialDecay:
   """Polynomial decay from ``init_value`` to ``end_value`` over ``total_steps``, then ``end_value``.
 
   With T = ``total_steps``::
 
-      lr(t) = end + (init - end) * (1 - min(t, T) / T) ** power
+      lr(t) = end + (init - end) * (1 - min(t, T) / T) ** power                    cycle=False
+      lr(t) = end + (init - end) * (1 - t / H) ** power,  H = T * max(ceil(t / T), 1)   cycle=True
+
+  With ``cycle=True`` (Keras ``PolynomialDecay(cycle=True)``) the horizon H grows to the first
+  multiple of T at or past t, so the rate reaches ``end_value`` at t = T, 2T, 3T, ... and jumps back
+  up right after each (to ``end + (init - end) * (1 - (kT + 1) / ((k + 1) T)) ** power``: a lower
+  peak each cycle); at t = 0 the horizon is T (Keras's multiplier 1 at step 0). The formula is
+  Keras 3's, ``keras/src/optimizers/schedules/learning_rate_schedule.py`` (``PolynomialDecay.__call__``,
+  keras-team/keras commit 2534b64), written here independently; for integer steps the multiple is
+  found with exact integer arithmetic.
 
   With ``end_value=0`` this is ``torch.optim.lr_scheduler.PolynomialLR(total_iters=T, power)``
   (``init_value`` the optimizer's lr; PyTorch always decays to 0). It is also Optax
   ``polynomial_schedule(init, end, power, transition_steps=T)`` and Keras ``PolynomialDecay(init, T,
   end, power, cycle=False)``. Unlike Optax's, ``total_steps`` can be traced (Optax branches on it in
-  Python). ``power`` must be >= 0; ``power=0`` gives a constant ``init_value``.
+  Python). ``power`` must be >= 0; ``power=0`` gives a constant ``init_value``. HF transformers'
+  ``get_polynomial_decay_schedule_with_warmup(W, N, lr_end, power)`` (optimizer lr ``lr``) is
+  ``warmup(polynomial_decay(lr, N - W, lr_end, power), W)`` (see :func:`warmup`).
 
   Args:
     init_value: rate at step 0.
     total_steps: length of the decay; must be > 0.
     end_value: rate at and after ``total_steps``.
     power: exponent of the decay; must be >= 0.
+    cycle: if True, restart the decay over a longer horizon after each multiple of T (static).
 
   Returns:
     A ``PolynomialDecay`` schedule.
@@ -414,9 +505,17 @@ def polynomial_decay(
     >>> lr = schedules.polynomial_decay(1.0, total_steps=100, power=2.0)
     >>> print(*(f"{lr(t):.2f}" for t in (0, 50, 100, 200)))
     1.00 0.25 0.00 0.00
+    >>> cyc = schedules.polynomial_decay(1.0, total_steps=10, cycle=True)
+    >>> print(*(f"{cyc(t):.2f}" for t in (0, 5, 10, 11, 15, 20, 21, 30)))
+    1.00 0.50 0.00 0.45 0.25 0.00 0.30 0.00
   """
   return PolynomialDecay.build(
-    "polynomial_decay", init_value=init_value, total_steps=total_steps, end_value=end_value, power=power
+    "polynomial_decay",
+    init_value=init_value,
+    total_steps=total_steps,
+    end_value=end_value,
+    power=power,
+    cycle=cycle,
   )
 
 

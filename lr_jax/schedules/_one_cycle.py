@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import WHOLE, between, gt, poison
+from lr_jax._validation import WHOLE, Rule, between, gt, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -22,16 +22,16 @@ __all__ = ["one_cycle", "one_cycle_momentum"]
 _ANNEALS = ("cos", "linear")
 
 
-def _phases(t, total, pct, three_phase: bool, anneal: str, values):
+def _phases(t, total, pct, three_phase: bool, anneal: str, values, pct_final=None):
   """PyTorch's OneCycleLR interpolation through ``values`` (one ``(start, end)`` pair per phase).
 
-  Phase ends are ``pct*N - 1``, (three-phase) ``2*pct*N - 2``, and ``N - 1``; each phase starts where
-  the previous one ends. A step belongs to the first phase whose end it does not pass (else the last
-  one). Steps past ``N - 1`` hold the value at ``N - 1``.
+  Phase ends are ``pct*N - 1``, (three-phase) ``2*pct*N - 2`` (``pct_final*N - 2`` when given), and
+  ``N - 1``; each phase starts where the previous one ends. A step belongs to the first phase whose
+  end it does not pass (else the last one). Steps past ``N - 1`` hold the value at ``N - 1``.
   """
   ends = [pct * total - 1]
   if three_phase:
-    ends.append(2 * pct * total - 2)
+    ends.append((2 * pct if pct_final is None else pct_final) * total - 2)
   ends.append(total - 1)
   starts = [jnp.zeros_like(total)] + ends[:-1]
   t = jnp.clip(t, 0, jnp.maximum(total - 1, 0))
@@ -58,6 +58,27 @@ def _phases(t, total, pct, three_phase: bool, anneal: str, values):
   return first * w_first + last * w_last
 
 
+_PCT_FINAL_RULES = (
+  Rule(
+    ("pct_start", "pct_final"),
+    lambda start, final: (final > start) & (final < 1),
+    "`pct_final` must be in (pct_start, 1)",
+    when=lambda v: v["pct_final"] is not None,
+  ),
+)
+
+
+def _final(s, dt):
+  return None if s.pct_final is None else as_float(s.pct_final, dt)
+
+
+def _check_pct_final(pct_final, three_phase, *, fn: str):
+  """``pct_final`` (checked, or ``None``); it places the end of phase 2, so it needs three phases."""
+  if pct_final is not None and three_phase is not True:
+    raise ValueError(f"{fn}: `pct_final` requires three_phase=True, got pct_final={pct_final!r}.")
+  return pct_final
+
+
 @schedule_class
 class OneCycle(Schedule):
   """See :func:`one_cycle`."""
@@ -69,7 +90,9 @@ class OneCycle(Schedule):
   div_factor: ArrayLike = hyper(25.0, rules=(gt(0),))
   final_div_factor: ArrayLike = hyper(1e4, rules=(gt(0),))
   three_phase: bool = static_field(False)
+  pct_final: ArrayLike | None = hyper(None)
   name = "one_cycle"
+  rules = _PCT_FINAL_RULES
 
   def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -83,7 +106,7 @@ class OneCycle(Schedule):
       values = [(initial, peak), (peak, initial), (initial, floor)]
     else:
       values = [(initial, peak), (peak, floor)]
-    rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values)
+    rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values, _final(self, dt))
     return poison(rate, self.valid())
 
 
@@ -97,7 +120,9 @@ class OneCycleMomentum(Schedule):
   base_momentum: ArrayLike = hyper(0.85, rules=(between(0, 1),))
   max_momentum: ArrayLike = hyper(0.95, rules=(between(0, 1),))
   three_phase: bool = static_field(False)
+  pct_final: ArrayLike | None = hyper(None)
   name = "one_cycle_momentum"
+  rules = _PCT_FINAL_RULES
 
   def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
@@ -108,7 +133,7 @@ class OneCycleMomentum(Schedule):
       values = [(hi, lo), (lo, hi), (hi, hi)]
     else:
       values = [(hi, lo), (lo, hi)]
-    rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values)
+    rate = _phases(as_step(step, dt), total, pct, self.three_phase, self.anneal, values, _final(self, dt))
     return poison(rate, self.valid())
 
 
@@ -121,6 +146,7 @@ def one_cycle(
   div_factor: ArrayLike = 25.0,
   final_div_factor: ArrayLike = 1e4,
   three_phase: bool = False,
+  pct_final: ArrayLike | None = None,
 ) -> OneCycle:
   """The 1cycle learning rate: warm up to ``peak_value``, then anneal far below the start.
 
@@ -131,7 +157,7 @@ def one_cycle(
       two phases:    initial -> peak     until step  p*N - 1
                      peak    -> floor    until step  N - 1
       three phases:  initial -> peak     until step  p*N - 1
-                     peak    -> initial  until step  2*p*N - 2
+                     peak    -> initial  until step  2*p*N - 2   (pct_final*N - 2 if given)
                      initial -> floor    until step  N - 1
       anneal="cos":    lr = end + (start - end) * (1 + cos(pi * frac)) / 2
       anneal="linear": lr = end + (start - end) * (1 - frac)
@@ -143,6 +169,11 @@ def one_cycle(
   three_phase=...)``'s rate for t <= N - 1 (the floor is initial / final_div_factor, not
   peak / final_div_factor); past N - 1 it holds the final value where PyTorch raises. Optax's
   ``cosine_onecycle_schedule`` peaks one step later (at ``int(p*N)``) and cannot trace ``pct_start``.
+  ``pct_final`` is Optax's ``linear_onecycle_schedule(pct_final=...)``: the fraction of the cycle at
+  which the anneal back to the initial rate ends (Optax's default 0.85); in PyTorch's step convention
+  that phase ends at step ``pct_final*N - 2``, so ``pct_final = 2 * pct_start`` (the default, ``None``)
+  is PyTorch's three-phase cycle. Optax's linear 1cycle itself, with its own step convention, is
+  :func:`piecewise_interpolate` (it is built from Optax's ``piecewise_interpolate_schedule``).
   The matching momentum cycle is :func:`one_cycle_momentum`.
 
   Args:
@@ -153,6 +184,8 @@ def one_cycle(
     div_factor: initial = peak_value / div_factor; must be > 0.
     final_div_factor: floor = initial / final_div_factor; must be > 0.
     three_phase: if True, anneal back to the initial rate before the final annihilation phase.
+    pct_final: ``None`` (PyTorch's ``2 * pct_start``) or where phase 2 ends, as a fraction of the
+      cycle, in (pct_start, 1); only with ``three_phase=True``.
 
   Returns:
     A ``OneCycle`` schedule (a pytree; call it with a step or an array of steps).
@@ -169,9 +202,13 @@ def one_cycle(
     >>> lr = schedules.one_cycle(1.0, total_steps=10, pct_start=0.3, anneal="linear", div_factor=5.0)
     >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 6, 9, 20)))
     0.20 0.60 1.00 0.43 0.00 0.00
+    >>> three = schedules.one_cycle(1.0, 20, 0.25, "linear", 5.0, three_phase=True, pct_final=0.6)
+    >>> print(*(f"{three(t):.2f}" for t in (0, 4, 7, 10, 15, 19)))
+    0.20 1.00 0.60 0.20 0.09 0.00
   """
+  fn = "one_cycle"
   return OneCycle.build(
-    "one_cycle",
+    fn,
     peak_value=peak_value,
     total_steps=total_steps,
     pct_start=pct_start,
@@ -179,6 +216,7 @@ def one_cycle(
     div_factor=div_factor,
     final_div_factor=final_div_factor,
     three_phase=three_phase,
+    pct_final=_check_pct_final(pct_final, three_phase, fn=fn),
   )
 
 
@@ -190,6 +228,7 @@ def one_cycle_momentum(
   base_momentum: ArrayLike = 0.85,
   max_momentum: ArrayLike = 0.95,
   three_phase: bool = False,
+  pct_final: ArrayLike | None = None,
 ) -> OneCycleMomentum:
   """The 1cycle momentum cycle, opposite to the rate: ``max -> base -> max``.
 
@@ -198,7 +237,7 @@ def one_cycle_momentum(
       two phases:    max -> base  until step  p*N - 1
                      base -> max  until step  N - 1
       three phases:  max -> base  until step  p*N - 1
-                     base -> max  until step  2*p*N - 2
+                     base -> max  until step  2*p*N - 2   (pct_final*N - 2 if given)
                      max          until step  N - 1
       m(t) = m(N - 1) for t > N - 1
 
@@ -213,6 +252,7 @@ def one_cycle_momentum(
     base_momentum: the lowest momentum (at the rate's peak); must be in [0, 1].
     max_momentum: the momentum at the start and at the end; must be in [0, 1].
     three_phase: as in :func:`one_cycle`; phase 3 holds ``max_momentum``.
+    pct_final: as in :func:`one_cycle` (the end of phase 2, with ``three_phase=True``).
 
   Returns:
     A ``OneCycleMomentum`` schedule (a pytree; call it with a step or an array of steps).
@@ -233,12 +273,14 @@ def one_cycle_momentum(
     0.950 0.900 0.850 0.907 0.950
     >>> opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=m)
   """
+  fn = "one_cycle_momentum"
   return OneCycleMomentum.build(
-    "one_cycle_momentum",
+    fn,
     total_steps=total_steps,
     pct_start=pct_start,
     anneal=anneal,
     base_momentum=base_momentum,
     max_momentum=max_momentum,
     three_phase=three_phase,
+    pct_final=_check_pct_final(pct_final, three_phase, fn=fn),
   )

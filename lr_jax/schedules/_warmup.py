@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import Rule, ge, gt, poison
+from lr_jax._validation import Rule, ge, gt, is_traced, number, poison
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -85,6 +85,14 @@ def warmup(
   milestones=[W])``, where ``base`` is the optimizer's lr (= s0). PyTorch's ``LinearLR`` cannot
   start at 0 (``start_factor > 0``); this can. Optax's ``warmup_*`` schedules fix the schedule that
   follows; this wraps any schedule. ``W = 0`` means no warm-up.
+
+  HF transformers' warm-up schedules (``transformers/optimization.py``, optimizer lr ``lr``, N training
+  steps) are compositions (tested against transformers in ``tests/parity/test_peer_schedules_b.py``):
+  ``get_constant_schedule_with_warmup(W)`` is ``warmup(constant(lr), W)``,
+  ``get_linear_schedule_with_warmup(W, N)`` is ``warmup(linear(lr, 0.0, N - W), W)``, and
+  ``get_polynomial_decay_schedule_with_warmup(W, N, lr_end, power)`` is
+  ``warmup(polynomial_decay(lr, N - W, lr_end, power), W)``; ``get_inverse_sqrt_schedule`` is
+  :func:`inverse_sqrt` and ``get_wsd_schedule`` is :func:`warmup_stable_decay`.
 
   Args:
     schedule: an lr_jax schedule (serializable) or any ``step -> rate`` callable (an Optax
@@ -181,6 +189,8 @@ class WarmupStableDecay(Schedule):
   decay_steps: ArrayLike = hyper(rules=(gt(0),))
   end_value: ArrayLike = hyper(0.0)
   decay: str = static_field("linear", options=_DECAYS)
+  warmup: str = static_field("linear", options=_DECAYS)
+  init_value: ArrayLike = hyper(0.0)
   name = "warmup_stable_decay"
   rules = (
     Rule(
@@ -192,12 +202,27 @@ class WarmupStableDecay(Schedule):
 
   def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
-    peak, total, w, d, end = (
+    peak, total, w, d, end, init = (
       as_float(x, dt)
-      for x in (self.peak_value, self.total_steps, self.warmup_steps, self.decay_steps, self.end_value)
+      for x in (
+        self.peak_value,
+        self.total_steps,
+        self.warmup_steps,
+        self.decay_steps,
+        self.end_value,
+        self.init_value,
+      )
     )
     t = as_step(step, dt)
-    ramp = peak * _safe_div(t, w)
+    done, ahead = _safe_div(t, w), _safe_div(w - t, w)  # warm-up progress and 1 - it, each exact at its end
+    if self.warmup == "linear":
+      ramp = init * ahead + peak * done  # init = 0: peak * t / W
+    elif self.warmup == "cosine":  # h = (1 - cos(pi * done)) / 2 = sin^2(pi/2 * done); 1 - h likewise
+      h, keep = jnp.square(jnp.sin(0.5 * jnp.pi * done)), jnp.square(jnp.sin(0.5 * jnp.pi * ahead))
+      ramp = init * keep + peak * h
+    else:  # 1-sqrt (HF): h = 1 - sqrt(1 - done)
+      keep = jnp.sqrt(jnp.clip(ahead, 0, 1))
+      ramp = init * keep + peak * (1 - keep)
     start = total - d
     q = jnp.clip(_safe_div(t - start, d), 0, 1)  # decay progress: 0 when it starts, 1 at total_steps
     r = jnp.clip(_safe_div(total - t, d), 0, 1)  # 1 - q, exact near the end
@@ -221,55 +246,86 @@ def warmup_stable_decay(
   decay_steps: ArrayLike,
   end_value: ArrayLike = 0.0,
   decay: str = "linear",
+  warmup: str = "linear",
+  init_value: ArrayLike = 0.0,
+  *,
+  min_lr_ratio: ArrayLike | None = None,
 ) -> WarmupStableDecay:
   """Warmup-stable-decay (WSD, "trapezoidal"): warm up, hold ``peak_value``, decay at the end.
 
-  With N = ``total_steps``, W = ``warmup_steps``, D = ``decay_steps`` and q = (t - (N - D)) / D::
+  With N = ``total_steps``, W = ``warmup_steps``, D = ``decay_steps``, p = t / W and
+  q = (t - (N - D)) / D::
 
-      lr(t) = peak * t / W                       t < W
+      lr(t) = init + (peak - init) * h(p)        t < W
             = peak                               W <= t < N - D
             = end + (peak - end) * f(q)          N - D <= t < N
             = end                                t >= N
-      f(q)  = 1 - q                              decay="linear"
-            = (1 + cos(pi * q)) / 2              decay="cosine"
-            = 1 - sqrt(q)                        decay="1-sqrt"
+      h(p)  = p                   f(q) = 1 - q                  "linear"
+            = (1 - cos(pi p)) / 2        = (1 + cos(pi q)) / 2  "cosine"
+            = 1 - sqrt(1 - p)            = 1 - sqrt(q)          "1-sqrt"
 
-  Matches HF transformers ``get_wsd_schedule(num_warmup_steps=W, num_decay_steps=D,
-  num_training_steps=N, decay_type=decay, min_lr_ratio=end/peak)`` (``warmup_type="linear"``,
-  ``num_cycles=0.5``) times ``peak_value``, except that the warm-up here starts at 0 where HF's starts
-  at ``end_value`` (identical when ``end_value=0``), and ``end_value`` is absolute, not a ratio.
+  with ``warmup`` choosing h and ``decay`` choosing f. This is HF transformers
+  ``get_wsd_schedule(optimizer, num_warmup_steps=W, num_decay_steps=D, num_training_steps=N,
+  warmup_type=warmup, decay_type=decay, min_lr_ratio=r)`` (``num_cycles=0.5``) with the optimizer's
+  lr ``peak_value`` and ``init_value = end_value = r * peak_value``, which ``min_lr_ratio=r`` sets
+  (HF's warm-up starts at the minimum rate; here it may start anywhere, 0 by default). HF's
+  ``num_stable_steps=S`` (instead of N) is ``total_steps = W + S + D``. HF's ``num_cycles`` (a
+  cosine decay that comes back up when != 0.5) is not ported. The 1-sqrt cooldown is the one
+  Hägele et al. found best.
 
   Args:
     peak_value: rate of the stable phase.
     total_steps: N, the length of the whole schedule (warm-up, stable and decay).
-    warmup_steps: W, length of the linear warm-up from 0; must be >= 0.
+    warmup_steps: W, length of the warm-up; must be >= 0.
     decay_steps: D, length of the final decay; must be > 0, and W + D <= N.
     end_value: rate at and after N.
-    decay: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
+    decay: ``"linear"``, ``"cosine"`` or ``"1-sqrt"`` (HF's ``decay_type``).
+    warmup: ``"linear"``, ``"cosine"`` or ``"1-sqrt"`` (HF's ``warmup_type``).
+    init_value: rate at step 0, where the warm-up starts.
+    min_lr_ratio: HF's minimum rate as a ratio of the peak: sets ``init_value`` and ``end_value`` to
+      ``min_lr_ratio * peak_value`` (then they must be left at their defaults). Keyword only.
 
   Returns:
     A ``WarmupStableDecay`` schedule (a pytree; call it with a step or an array of steps).
 
   Raises:
-    ValueError: if a concrete hyperparameter is out of range or ``decay`` is unknown. Traced invalid
-      values give NaN rates.
+    ValueError: if a concrete hyperparameter is out of range or a shape name is unknown. Traced
+      invalid values give NaN rates.
 
   References:
     Hägele et al., `Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations
-    <https://arxiv.org/abs/2405.18392>`_, NeurIPS 2024.
+    <https://arxiv.org/abs/2405.18392>`_, NeurIPS 2024; HF transformers, ``get_wsd_schedule``
+    (``transformers/optimization.py``).
 
   Examples:
     >>> from lr_jax import schedules
     >>> lr = schedules.warmup_stable_decay(1.0, total_steps=10, warmup_steps=2, decay_steps=4)
     >>> print(*(f"{lr(t):.2f}" for t in (0, 1, 2, 6, 7, 9, 10, 20)))
     0.00 0.50 1.00 1.00 0.75 0.25 0.00 0.00
+    >>> hf = schedules.warmup_stable_decay(
+    ...   1.0, 10, 2, 4, decay="1-sqrt", warmup="cosine", min_lr_ratio=0.1
+    ... )
+    >>> print(*(f"{hf(t):.2f}" for t in (0, 1, 2, 6, 7, 9, 10)))
+    0.10 0.55 1.00 1.00 0.55 0.22 0.10
   """
+  fn = "warmup_stable_decay"
+  if min_lr_ratio is not None:
+    for k, v in (("init_value", init_value), ("end_value", end_value)):
+      if isinstance(v, bool) or is_traced(v) or not isinstance(v, (int, float)) or v != 0:
+        raise ValueError(
+          f"{fn}: `min_lr_ratio` sets `init_value` and `end_value`; leave them at 0, got {k}={v!r} "
+          f"with min_lr_ratio={min_lr_ratio!r}."
+        )
+    ratio = number(min_lr_ratio, fn=fn, name="min_lr_ratio")
+    init_value = end_value = ratio * (jnp.asarray(peak_value) if is_traced(ratio) else peak_value)
   return WarmupStableDecay.build(
-    "warmup_stable_decay",
+    fn,
     peak_value=peak_value,
     total_steps=total_steps,
     warmup_steps=warmup_steps,
     decay_steps=decay_steps,
     end_value=end_value,
     decay=decay,
+    warmup=warmup,
+    init_value=init_value,
   )
