@@ -10,6 +10,7 @@ Examples::
     lr-jax plot one_cycle peak_value=0.1 total_steps=1000 --out oc.png
     lr-jax plot cosine_annealing init_value=1 total_steps=100 + step_decay init_value=1 step_size=30 --table
     lr-jax find --task digits --optimizer adam --out finder.png
+    lr-jax find --task digits --optimizer adam --repeats 4 --val --grid weight_decay=0,1e-4,1e-3
     lr-jax sweep --task digits --schedule one_cycle total_steps=300 --peak 1e-3:1:8 --steps 300 --out sweep
 """
 
@@ -97,8 +98,18 @@ def _parser() -> argparse.ArgumentParser:
   _task_options(p, default_steps=100)
   p.add_argument("--min-lr", type=float, default=1e-5)
   p.add_argument("--max-lr", type=float, default=10.0)
-  p.add_argument("--repeats", type=int, default=1, help="repeats with different batch orders")
-  p.add_argument("--out", help="PNG file for the finder curve")
+  p.add_argument(
+    "--repeats", type=int, default=1, help="repeats with different batch orders (suggestion: their median)"
+  )
+  p.add_argument(
+    "--val", action="store_true", help="the curve is the loss on the task's held-out data after each step"
+  )
+  p.add_argument(
+    "--grid",
+    metavar="KEY=V1,V2,...",
+    help="one ramp per value of an optimizer keyword (e.g. weight_decay=0,1e-4,1e-3): lr_find_grid",
+  )
+  p.add_argument("--out", help="PNG file for the finder curve (a heat map with --grid)")
   p.set_defaults(run=_cmd_find)
 
   p = sub.add_parser("sweep", help="train a grid of peak rates of one schedule in one program")
@@ -107,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--peak", required=True, help="rates LO:HI:N (N log-spaced values)")
   p.add_argument("--out", help="directory for sweep.png and sweep.md")
   p.set_defaults(run=_cmd_sweep)
+
+  from lr_jax import _search_cli
+
+  _search_cli.add_parser(sub, _task_options)
   return parser
 
 
@@ -136,11 +151,16 @@ def _cmd_plot(args) -> int:
 
 def _cmd_find(args) -> int:
   _check_file(args.out)
+  _positive("--repeats", args.repeats)
+  grid = None if args.grid is None else _find_grid(args.grid, args.optimizer)
   task = tasks.make(args.task, seed=args.seed)
-  result = _find(task, args)
-  print(_find_report(result))
+  result = _find(task, args, grid)
+  if grid is None:
+    print(_find_report(result))
+  else:
+    print(_grid_report(result))
   if args.out:
-    _save(_plot().lr_find(result), args.out)
+    _save(_plot().lr_find(result) if grid is None else _plot().lr_find_grid(result), args.out)
   return 0
 
 
@@ -306,6 +326,26 @@ def _peaks(text: str) -> np.ndarray:
   return np.geomspace(lo, hi, n)
 
 
+def _find_grid(text: str, optimizer: str) -> dict:
+  """``--grid KEY=V1,V2,...`` -> ``{KEY: [V1, V2, ...]}``; KEY is a numeric keyword of the optimizer."""
+  key, sep, values = text.partition("=")
+  key = key.strip()
+  params = inspect.signature(_OPTIMIZERS[optimizer]).parameters
+  names = [k for k, p in params.items() if k != "learning_rate" and p.kind == p.POSITIONAL_OR_KEYWORD]
+  if not sep or not key or not values:
+    raise ValueError(f"--grid must be KEY=V1,V2,... (e.g. weight_decay=0,1e-4,1e-3), got --grid={text!r}")
+  if key not in names or key in ("nesterov", "amsgrad"):
+    numeric = [k for k in names if k not in ("nesterov", "amsgrad")]
+    raise ValueError(f"--grid: {optimizer} has no numeric keyword {key!r}; it takes {', '.join(numeric)}")
+  try:
+    parsed = [float(v) for v in values.split(",")]
+  except ValueError:
+    raise ValueError(f"--grid values must be numbers separated by commas, got --grid={text!r}") from None
+  if not all(np.isfinite(parsed)):
+    raise ValueError(f"--grid values must be finite numbers, got --grid={text!r}")
+  return {key: parsed}
+
+
 def _sweep_schedule(tokens: list[str]):
   """``--schedule NAME k=v ...`` -> (name, config without the rate, the key ``--peak`` sets)."""
   config = _config(tokens, required=False)  # --peak supplies the rate
@@ -387,27 +427,62 @@ def _rate_table(scheds: dict, steps: int) -> str:
   return "\n".join(lines)
 
 
+_OPTIMIZERS = {"sgd": optimizers.sgd, "adam": optimizers.adam}
+
+
 def _optimizer(name: str):
+  """``--optimizer``: ``sgd`` is SGD with momentum 0.9 (a ``--grid`` over ``momentum`` overrides it)."""
   if name == "adam":
     return optimizers.adam
-  return lambda lr: optimizers.sgd(lr, momentum=0.9)
+  return lambda lr, **kw: optimizers.sgd(lr, **{"momentum": 0.9, **kw})
 
 
-def _find(task, args):
+def _held_out(task_name: str, seed: int):
+  """The held-out data of ``tasks.make(task_name, seed=seed)`` (what its ``eval_fn`` scores) as one
+  batch for the training loss: linreg's 100 test points, digits' 450 test images."""
+  if task_name == "linreg":
+    x, y = tasks.linreg_data(seed=1042 + seed)
+  else:
+    d = tasks.digits_data(seed=seed)
+    x, y = d["x_test"], d["y_test"]
+  return (jnp.asarray(x)[None], jnp.asarray(y)[None])
+
+
+def _find(task, args, grid=None):
   import lr_jax
 
-  return lr_jax.lr_find(
-    task.loss_fn,
-    task.params,
-    task.batches,
-    optimizer=_optimizer(args.optimizer),
-    min_lr=args.min_lr,
-    max_lr=args.max_lr,
-    num_steps=args.steps,
-    num_repeats=args.repeats,
-    key=jax.random.key(args.seed),
-    progress=True,
-  )
+  kw = {
+    "optimizer": _optimizer(args.optimizer),
+    "min_lr": args.min_lr,
+    "max_lr": args.max_lr,
+    "num_steps": args.steps,
+    "num_repeats": args.repeats,
+    "key": jax.random.key(args.seed),
+    "val_batches": _held_out(task.name, args.seed) if getattr(args, "val", False) else None,
+    "progress": True,
+  }
+  if grid is None:
+    return lr_jax.lr_find(task.loss_fn, task.params, task.batches, **kw)
+  return lr_jax.lr_find_grid(task.loss_fn, task.params, task.batches, grid=grid, **kw)
+
+
+def _grid_report(grid) -> str:
+  """One line per value of the grid: its suggestion, the lowest smoothed loss and where it diverged."""
+  lines = [f"{grid.name:>14}  {'suggested lr':>12}  {'min smoothed loss':>17}  diverged at lr"]
+  for value, row in zip(grid.values, grid.rows):
+    finite = row.smoothed_losses[np.isfinite(row.smoothed_losses)]
+    low = f"{finite.min():.4f}" if finite.size else "nan"
+    where = "-" if row.diverged_at is None else f"{row.lrs[row.diverged_at]:.3e}"
+    lines.append(f"{value:>14.4g}  {row.suggestion:>12.3e}  {low:>17}  {where}")
+  try:
+    best = grid.best()
+    lines.append(
+      f"lowest smoothed {grid.rows[0].curve}: {grid.name}={best[grid.name]:.4g}, "
+      f"suggested learning rate: {best['suggestion']:.3e}"
+    )
+  except ValueError as e:
+    lines.append(_one_line(e))
+  return "\n".join(lines)
 
 
 def _find_report(result) -> str:
@@ -420,6 +495,12 @@ def _find_report(result) -> str:
     if result.diverged_at is None
     else f"diverged at lr {result.lrs[result.diverged_at]:.3e}"
   )
+  repeats = len(result.repeat_diverged_at)
+  if repeats > 1:
+    q25, q75 = result.suggestion_band
+    where += f"; {repeats} repeats, quartiles of their suggestions {q25:.3e}..{q75:.3e}"
+  if result.curve != "training loss":
+    lines[0] = f"{'learning rate':>14}  smoothed {result.curve}"
   lines.append(f"{where}; suggested learning rate: {result.suggestion:.3e}")
   return "\n".join(lines)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
+import jax
 import matplotlib.image
 import numpy as np
 import pytest
@@ -182,6 +184,60 @@ def test_find_on_linreg(capsys, tmp_path):
   assert_png(path)
 
 
+def _suggested(out: str) -> float:
+  return float(out.split("suggested learning rate:")[1].split()[0])
+
+
+def test_find_repeats_and_val_match_lr_find(capsys):
+  rc, out, err = run(capsys, "find", "--task", "linreg", "--steps", "20", "--min-lr", "1e-3", "--max-lr", "3",
+                     "--repeats", "3", "--val", "--seed", "1")  # fmt: skip
+  assert rc == 0, err
+  assert "smoothed validation loss" in out.splitlines()[0]
+  task = tasks.make("linreg", seed=1)
+  xt, yt = tasks.linreg_data(seed=1043)  # the held-out points of make("linreg", seed=1), written out here
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    ref = lr_jax.lr_find(task.loss_fn, task.params, task.batches, min_lr=1e-3, max_lr=3.0, num_steps=20,
+                         num_repeats=3, key=jax.random.key(1), val_batches=(xt[None], yt[None]),
+                         optimizer=lambda lr: lr_jax.optimizers.sgd(lr, momentum=0.9))  # fmt: skip
+  assert ref.curve == "validation loss" and len(ref.repeat_diverged_at) == 3
+  assert _suggested(out) == pytest.approx(ref.suggestion, rel=2e-3)  # printed with 4 digits
+  q25, q75 = ref.suggestion_band
+  assert f"3 repeats, quartiles of their suggestions {q25:.3e}..{q75:.3e}" in out
+  shown = {lr: float(v) for lr, v in (line.split() for line in out.splitlines()[1:-1])}
+  for i, lr in enumerate(ref.lrs):
+    if f"{lr:.3e}" in shown:
+      assert shown[f"{lr:.3e}"] == pytest.approx(ref.smoothed_losses[i], abs=1e-4)
+
+
+@pytest.mark.parametrize("name", tasks.TASKS)
+def test_find_val_is_the_tasks_held_out_data(name):
+  task = tasks.make(name, seed=2)
+  x, y = (np.asarray(a)[0] for a in cli._held_out(name, 2))
+  if name == "linreg":
+    assert float(task.eval_fn(task.params)) == pytest.approx(float(tasks.linreg_loss(task.params, (x, y))))
+    p = {"m": np.float32(3.0), "b": np.float32(2.0)}  # the true line: the MSE is the noise's
+    assert float(task.eval_fn(p)) == pytest.approx(float(tasks.linreg_loss(p, (x, y))), rel=1e-6)
+  else:
+    assert x.shape == (450, 64)
+    assert float(task.eval_fn(task.params)) == float(tasks.mlp_accuracy(task.params, x, y))
+
+
+def test_find_grid_runs_one_ramp_per_value(capsys, tmp_path):
+  argv = ["find", "--task", "linreg", "--steps", "20", "--min-lr", "1e-3", "--max-lr", "3"]
+  rc, out, err = run(capsys, *argv, "--grid", "momentum=0,0.9", "--out", str(tmp_path / "g.png"))
+  assert rc == 0, err
+  rows = [line.split() for line in out.splitlines()[1:3]]
+  assert [float(r[0]) for r in rows] == [0.0, 0.9]
+  rc, plain, err = run(capsys, *argv)  # the default sgd is momentum 0.9: the same ramp as row 0.9
+  assert rc == 0, err
+  assert float(rows[1][1]) == pytest.approx(_suggested(plain), rel=1e-3)
+  assert float(rows[0][1]) != pytest.approx(float(rows[1][1]), rel=1e-3)  # the keyword reached sgd
+  best = min(rows, key=lambda r: float(r[2]))
+  assert f"momentum={float(best[0]):.4g}, suggested learning rate: {float(best[1]):.3e}" in out
+  assert_png(tmp_path / "g.png")
+
+
 def test_sweep_on_linreg_matches_a_numpy_loop(capsys, tmp_path):
   rc, out, err = run(capsys, "sweep", "--task", "linreg", "--schedule", "cosine_annealing", "total_steps=30",
                      "--peak", "0.01:0.5:3", "--steps", "30", "--out", str(tmp_path / "sw"))  # fmt: skip
@@ -302,6 +358,13 @@ LINREG = ["--task", "linreg", "--steps", "10"]
     (["nosuch"], ["invalid choice: 'nosuch'"]),
     (["plot", *ONE_CYCLE, "--table", "+", "constant", "--bogus"], ["unrecognized arguments: + constant --bogus"]),
     (["find", *LINREG, "extra"], ["unrecognized arguments: extra"]),
+    (["find", *LINREG, "--repeats", "0"], ["--repeats must be >= 1, got --repeats=0"]),
+    (["find", *LINREG, "--grid", "foo=1,2"], ["--grid: sgd has no numeric keyword 'foo'", "weight_decay"]),
+    (["find", *LINREG, "--optimizer", "adam", "--grid", "amsgrad=0,1"], ["adam has no numeric keyword 'amsgrad'"]),
+    (["find", *LINREG, "--grid", "weight_decay=0,x"], ["--grid values must be numbers"]),
+    (["find", *LINREG, "--grid", "weight_decay"], ["--grid must be KEY=V1,V2,..."]),
+    (["find", *LINREG, "--grid", "weight_decay=0,nan"], ["--grid values must be finite"]),
+    (["find", *LINREG, "--grid", "weight_decay=-1"], ["weight_decay"]),
   ],
 )  # fmt: skip
 def test_errors_exit_2_with_one_line(capsys, tmp_path, argv, expected):
