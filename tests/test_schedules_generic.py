@@ -82,7 +82,7 @@ def test_vmap_over_each_hyperparameter_matches_loop(name):
   ctor, kwargs, alts, _ = case(name)
   for param, alt in alts.items():
     values = jnp.stack([jnp.asarray(kwargs[param]), jnp.asarray(alt)])
-    got = jax.vmap(lambda v, param=param: build(ctor, {**kwargs, param: v})(STEPS))(values)
+    got = jax.jit(jax.vmap(lambda v, param=param: build(ctor, {**kwargs, param: v})(STEPS)))(values)
     want = np.stack([build(ctor, kwargs)(STEPS), build(ctor, {**kwargs, param: alt})(STEPS)])
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7, err_msg=f"{name}: vmap over {param}")
 
@@ -98,7 +98,7 @@ def test_schedule_is_a_jit_argument_without_recompiling(name):
   assert f._cache_size() == 1
   batch = jax.tree.map(lambda x, y: jnp.stack([jnp.asarray(x), jnp.asarray(y)]), a, b)
   np.testing.assert_allclose(
-    jax.vmap(lambda s: s(STEPS))(batch), np.stack([a(STEPS), b(STEPS)]), rtol=2e-6, atol=1e-7
+    jax.jit(jax.vmap(lambda s: s(STEPS)))(batch), np.stack([a(STEPS), b(STEPS)]), rtol=2e-6, atol=1e-7
   )
 
 
@@ -127,10 +127,11 @@ def test_x64_python_floats_give_float64_with_one_compile_and_vmap(name):
     assert ra.dtype == rb.dtype == a(STEPS).dtype == a.dtype == jnp.float64
     assert f._cache_size() == 1
     np.testing.assert_allclose(rb, b(STEPS), rtol=1e-12, atol=1e-300)
-    out = jax.vmap(lambda s: s(STEPS))(_stack(a, b))
+    batched = jax.jit(jax.vmap(lambda s: s(STEPS)))  # jit: one compile, not op-by-op dispatch
+    out = batched(_stack(a, b))
     assert out.dtype == jnp.float64
     np.testing.assert_allclose(out, np.stack([ra, rb]), rtol=1e-12, atol=1e-300)
-    out32 = jax.vmap(lambda s: s(STEPS))(_stack(a, b, jnp.float32))
+    out32 = batched(_stack(a, b, jnp.float32))
     assert out32.dtype == jnp.float32
     np.testing.assert_allclose(out32, out, rtol=2e-5, atol=1e-7)
   assert f(a, STEPS).dtype == jnp.float32 and a(STEPS).dtype == a.dtype == jnp.float32  # x64 off
@@ -157,7 +158,7 @@ def test_invalid_values_raise_eagerly_and_poison_traced_lanes(name):
     with pytest.raises(ValueError, match=rf"{name}.*{param}"):
       build(ctor, {**kwargs, param: bad})
     values = jnp.stack([jnp.asarray(kwargs[param], jnp.float32), jnp.asarray(bad, jnp.float32)])
-    out = jax.vmap(lambda v, param=param: build(ctor, {**kwargs, param: v})(STEPS))(values)
+    out = jax.jit(jax.vmap(lambda v, param=param: build(ctor, {**kwargs, param: v})(STEPS)))(values)
     assert np.all(np.isfinite(out[0])), (param, out[0])
     assert np.all(np.isnan(out[1])), (name, param, out[1])
 
@@ -181,7 +182,7 @@ def test_gradient_wrt_first_hyperparameter_is_finite(name):
   if not floats:
     pytest.skip("no float hyperparameter at the top level")
   k = next(iter(floats))
-  g = jax.grad(lambda v: build(ctor, {**kwargs, k: v})(jnp.array([0, 5, 50, 200])).sum())(floats[k])
+  g = jax.jit(jax.grad(lambda v: build(ctor, {**kwargs, k: v})(jnp.array([0, 5, 50, 200])).sum()))(floats[k])
   assert np.isfinite(g)
 
 
