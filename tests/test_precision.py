@@ -363,16 +363,30 @@ def _max_rel(got, want) -> float:
   return float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))) / scale)
 
 
+@jax.jit
+def _all_rates(built, steps, step32):
+  return {
+    name: (spy(steps), s32(steps), s64(steps), s32(step32), spy(step32)) for name, (spy, s32, s64) in built.items()
+  }
+
+
 def _x64_child():
   """Runs with JAX_ENABLE_X64=1; prints a JSON report (the parent asserts)."""
   assert jax.config.jax_enable_x64
   report = {"schedules": {}, "optimizers": {}, "dtypes": {}}
   steps64 = np.array([0, 1, 5, 10, 50, 99, 100, 101, 1000, 10**6, 2**24 + 1, INT32_MAX], np.int64)
-  for name, (ctor, kwargs, _, _) in sorted(SCHEDULE_CASES.items()):
-    spy = build(ctor, kwargs)  # Python numbers, as written
-    s32 = build(ctor, {k: _hyper_as(v, np.float32) for k, v in kwargs.items()})
-    s64 = build(ctor, {k: _hyper_as(v, np.float64) for k, v in kwargs.items()})
-    rpy, r32, r64 = spy(steps64), s32(steps64), s64(steps64)
+  built = {
+    name: (
+      build(ctor, kwargs),  # Python numbers, as written
+      build(ctor, {k: _hyper_as(v, np.float32) for k, v in kwargs.items()}),
+      build(ctor, {k: _hyper_as(v, np.float64) for k, v in kwargs.items()}),
+    )
+    for name, (ctor, kwargs, _, _) in sorted(SCHEDULE_CASES.items())
+  }
+  # every schedule's rates in one compiled program (a compile per call would dominate this test);
+  # the eager path's dtypes are checked in test_schedules_generic
+  rates = _all_rates(built, steps64, jnp.int32(7))
+  for name, (rpy, r32, r64, i32, i32_py) in rates.items():
     report["schedules"][name] = {
       "dtype_py": str(rpy.dtype),
       "dtype32": str(r32.dtype),
@@ -380,9 +394,9 @@ def _x64_child():
       "finite": bool(np.all(np.isfinite(r32)) and np.all(np.isfinite(r64)) and np.all(np.isfinite(rpy))),
       "max_rel": _max_rel(r32, r64),
       "py_rel": _max_rel(rpy, r64),
-      "int32_step": str(s32(jnp.int32(7)).dtype),
-      "int32_step_py": str(spy(jnp.int32(7)).dtype),
-      "jit_py": str(_rates(spy, steps64).dtype),
+      "int32_step": str(i32.dtype),
+      "int32_step_py": str(i32_py.dtype),
+      "jit_py": str(rpy.dtype),
     }
   for name, make in sorted(_x64_optimizer_makers().items()):
     results = {}

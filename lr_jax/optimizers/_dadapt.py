@@ -161,14 +161,17 @@ def dadapt_adam(
     <https://arxiv.org/abs/2301.07733>`_, ICML 2023.
 
   Examples:
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> from lr_jax import optimizers
     >>> tx = optimizers.dadapt_adam()
     >>> params = jnp.array([1.0, -2.0])
     >>> state = tx.init(params)
-    >>> for _ in range(100):
+    >>> @jax.jit  # one compiled step instead of op-by-op dispatch
+    ... def step(params, state):
     ...   u, state = tx.update(2 * params, state, params)
-    ...   params = optax.apply_updates(params, u)
+    ...   return optax.apply_updates(params, u), state
+    >>> for _ in range(100):
+    ...   params, state = step(params, state)
     >>> print(f"d = {float(state.d):.3f}")
     d = 3.715
   """
@@ -332,14 +335,17 @@ def dadapt_sgd(
     <https://arxiv.org/abs/2301.07733>`_, ICML 2023.
 
   Examples:
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> from lr_jax import optimizers
     >>> tx = optimizers.dadapt_sgd()
     >>> params = jnp.array([1.0, -2.0])
     >>> state = tx.init(params)
-    >>> for _ in range(100):
+    >>> @jax.jit  # one compiled step instead of op-by-op dispatch
+    ... def step(params, state):
     ...   u, state = tx.update(2 * params, state, params)
-    ...   params = optax.apply_updates(params, u)
+    ...   return optax.apply_updates(params, u), state
+    >>> for _ in range(100):
+    ...   params, state = step(params, state)
     >>> print(f"d = {float(state.d):.3f}")
     d = 1.940
   """
@@ -492,14 +498,17 @@ def dadapt_adagrad(
     <https://arxiv.org/abs/2301.07733>`_, ICML 2023.
 
   Examples:
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> from lr_jax import optimizers
     >>> tx = optimizers.dadapt_adagrad()
     >>> params = jnp.array([1.0, -2.0])
     >>> state = tx.init(params)
-    >>> for _ in range(100):
+    >>> @jax.jit  # one compiled step instead of op-by-op dispatch
+    ... def step(params, state):
     ...   u, state = tx.update(2 * params, state, params)
-    ...   params = optax.apply_updates(params, u)
+    ...   return optax.apply_updates(params, u), state
+    >>> for _ in range(100):
+    ...   params, state = step(params, state)
     >>> print(f"d = {float(state.d):.3f}")
     d = 0.221
   """

@@ -184,14 +184,17 @@ def dog(
     <https://arxiv.org/abs/2302.12022>`_, ICML 2023.
 
   Examples:
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> from lr_jax import optimizers
     >>> tx = optimizers.dog()
     >>> params = jnp.array([1.0, -2.0])
     >>> state = tx.init(params)
-    >>> for _ in range(100):
+    >>> @jax.jit  # one compiled step instead of op-by-op dispatch
+    ... def step(params, state):
     ...   u, state = tx.update(2 * params, state, params)
-    ...   params = optax.apply_updates(params, u)
+    ...   return optax.apply_updates(params, u), state
+    >>> for _ in range(100):
+    ...   params, state = step(params, state)
     >>> print(f"eta = {float(state.eta):.3f}")
     eta = 0.058
   """
@@ -234,15 +237,18 @@ def ldog(
     <https://arxiv.org/abs/2302.12022>`_, ICML 2023.
 
   Examples:
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> from lr_jax import optimizers
     >>> tx = optimizers.ldog()
     >>> params = {"a": jnp.array([1.0]), "b": jnp.array([-2.0])}
     >>> state = tx.init(params)
-    >>> for _ in range(100):
+    >>> @jax.jit
+    ... def step(params, state):
     ...   grads = {"a": 2 * params["a"], "b": 2 * params["b"]}
     ...   u, state = tx.update(grads, state, params)
-    ...   params = optax.apply_updates(params, u)
+    ...   return optax.apply_updates(params, u), state
+    >>> for _ in range(100):
+    ...   params, state = step(params, state)
     >>> print(f"eta_a = {float(state.eta['a']):.3f}, eta_b = {float(state.eta['b']):.3f}")
     eta_a = 0.061, eta_b = 0.059
   """
@@ -284,7 +290,7 @@ def polynomial_decay_average(gamma: chex.Numeric = 8.0) -> optax.GradientTransfo
     <https://arxiv.org/abs/1212.1824>`_, ICML 2013.
 
   Examples:
-    >>> import jax.numpy as jnp, optax
+    >>> import jax, jax.numpy as jnp, optax
     >>> from lr_jax import optimizers
     >>> tx = optimizers.polynomial_decay_average(gamma=0.0)  # the running mean
     >>> params = jnp.array([0.0])
