@@ -143,7 +143,7 @@ def _result(method, parts, configs, key, mode, num_steps, keep_params, sampler, 
     losses=losses, num_steps=num_steps, steps_trained=int(sum(p.steps_trained for _, p, _ in parts)),
     sampler=sampler, seed=seed, seeds=seeds, **extra,
   )  # fmt: skip
-  gathered = getattr(_sw, "_gathered", lambda t: t)
+  gathered = _sw._gathered  # with several processes: whole on every process (a collective, called alike)
   if np.any(res.valid):
     i = res.best_index()
     for (_, pop, _), ls in zip(parts, lanes):
@@ -335,6 +335,12 @@ def search(
 
   A trial whose loss or score becomes non-finite is pruned: it ranks last, halving drops it, PBT
   replaces it and never copies from it. The same arguments and ``seed`` give the same result.
+
+  Across processes (``jax.distributed``), as ``sweep``: every process calls ``search`` with the same
+  arguments and data; the lanes are sharded over every process's devices, each rung's or interval's
+  scores are gathered onto every process, which all make the same choices from them (the same
+  seeded generator), and the result (params and optimizer states included) comes back whole on every
+  process, equal to the one-process run (the choices exactly, the numbers to float32 rounding).
 
   Args:
     loss_fn, params, batches, optimizer, init_fn, eval_fn, eval_mode, eval_batches, keep_params,

@@ -2,8 +2,9 @@
 
 ``python tests/_distributed_worker.py OUT.npz PORT PROCESS_ID NUM_PROCESSES`` joins a
 ``jax.distributed`` job whose coordinator (process 0) listens on ``localhost:PORT``, runs
-:func:`run_all` (two tiny sweeps and two tiny range tests; every process runs the same calls on
-the same data, as ``jax.distributed`` requires) and writes every number it got to ``OUT.npz``.
+:func:`run_all` (two tiny sweeps, two tiny range tests and three tiny searches; every process runs
+the same calls on the same data, as ``jax.distributed`` requires) and writes every number it got to
+``OUT.npz``.
 When ``jax.distributed.initialize`` itself fails it writes the reason to ``OUT.npz.init_failed``
 and exits with code 3, so the test can tell "this platform cannot start it" from a failure. With
 ``NUM_PROCESSES`` 1 it is the one-process reference (no ``jax.distributed``; PORT is ignored).
@@ -42,12 +43,12 @@ def _leaves(prefix: str, tree, out: dict):
 
 
 def run_all() -> dict[str, np.ndarray]:
-  """The sweeps and range tests of the test, every result flattened to ``{name: array}``."""
+  """The sweeps, range tests and searches of the test, every result flattened to ``{name: array}``."""
   import jax
   import jax.numpy as jnp
   import optax
 
-  from lr_jax import lr_find, lr_find_grid, sweep
+  from lr_jax import lr_find, lr_find_grid, search, spaces, sweep
 
   x, y, val = _data()
 
@@ -95,6 +96,24 @@ def run_all() -> dict[str, np.ndarray]:
   out.update({"f/losses": f.repeat_losses, "f/smoothed": f.repeat_smoothed_losses, "f/train": f.train_losses,
               "f/per_repeat": f.suggestion_per_repeat, "f/suggestion": np.array(f.suggestion),
               "g/smoothed": np.stack([r.repeat_smoothed_losses for r in g.rows]), "g/suggestions": g.suggestions})  # fmt: skip
+  # 4. lr_jax.search: random, successive halving and PBT on the functions of the sweeps above. 7 trials
+  # (padded to 8 over two devices); lr above ~10 diverges (pruned lanes; PBT replaces them). PBT's interval
+  # and halving's first rung are 4 steps, so both reuse one 7-lane program; halving's second rung keeps 2.
+  space = {"lr": spaces.log_uniform(1e-3, 1e4), "m": spaces.uniform(0.0, 0.9)}
+  common = {"optimizer": lambda h: optax.sgd(h["lr"], momentum=h["m"]), "space": space, "num_samples": 7,
+            "num_steps": 12, "seed": 1, "init_fn": init, "eval_fn": loss, "eval_mode": "min", "eval_batches": val}  # fmt: skip
+  for method, kw in (("random", {}), ("halving", {"eta": 3, "min_steps": 4}), ("pbt", {"interval": 4})):
+    r = search(loss, None, (x, y), method=method, **common, **kw)
+    s = f"s/{method}"
+    out.update({f"{s}/score": r.score, f"{s}/losses": r.losses, f"{s}/steps": r.steps,
+                f"{s}/configs": np.array([[c["lr"], c["m"]] for c in r.configs]), f"{s}/best": np.array(r.best_index())})  # fmt: skip
+    for name, tree in (("params", r.params), ("opt_state", r.opt_state), ("best_params", r.best_params())):
+      _leaves(f"{s}/{name}", tree, out)
+    for i, rung in enumerate(r.rungs or []):
+      out.update({f"{s}/rung{i}/trials": rung.trials, f"{s}/rung{i}/kept": rung.kept, f"{s}/rung{i}/scores": rung.scores})  # fmt: skip
+    if r.lineage is not None:
+      out.update({f"{s}/lineage": r.lineage, f"{s}/scores": r.score_history,
+                  **{f"{s}/history/{k}": v for k, v in r.hparam_history.items()}})  # fmt: skip
   out["devices"] = np.array([a.num_devices, jax.process_count(), jax.device_count()])
   return out
 

@@ -1,12 +1,17 @@
-"""``sweep`` and ``lr_find`` across two processes (``jax.distributed`` on CPU, coordinator on localhost).
+"""``sweep``, ``lr_find`` and ``search`` across two processes (``jax.distributed`` on CPU, coordinator on
+localhost).
 
 Two worker processes (``tests/_distributed_worker.py``), one CPU device each, join one
-``jax.distributed`` job and run the same tiny sweeps and range tests; the runs (lanes) are sharded
-over both processes' devices and every result is gathered onto every process (each worker checks
-that every kept params/optimizer-state leaf is a local, fully addressable array). A third process,
-started with them, runs the same calls alone (one process, one device). Both workers must agree
-exactly (one program), and equal the one-process run to float32 rounding (each lane runs the same
-float32 program; only the vmap width per device differs, 5 lanes instead of 9; measured: bit-exact).
+``jax.distributed`` job and run the same tiny sweeps, range tests and searches (random, successive
+halving, PBT); the runs (lanes) are sharded over both processes' devices and every result is gathered
+onto every process (each worker checks that every kept params/optimizer-state leaf is a local, fully
+addressable array). A third process, started with them, runs the same calls alone (one process, one
+device). Both workers must agree exactly (one program; a search's every decision is made on each
+process from the same gathered scores), and equal the one-process run: every decision (halving's
+kept trials, PBT's lineage and hyperparameters, the winner) exactly, the numbers to float32 rounding.
+Each lane runs the same float32 program; only the vmap width per device differs (5 lanes instead of
+9, 4 instead of 7). Measured: bit-exact, except halving's last rung, 2 lanes in one process and 1 per
+device in two, where XLA's CPU matmul of a 1-lane batch rounds differently (a few ulps).
 """
 
 from __future__ import annotations
@@ -93,12 +98,23 @@ def test_two_processes_equal_one_process(tmp_path):
   assert keys == sorted(k for k in got[0] if k not in ("devices", "init_s"))
   assert len([k for k in keys if k.startswith("a/params/")]) == 2  # w and b of all 3 x 3 runs
   assert not ref["a/valid"].all() and ref["a/valid"].any()  # lr=100 diverges: NaN lanes gathered too
+  assert np.isnan(ref["s/random/score"]).any()  # diverged trials: pruned by halving, replaced by PBT
+  assert ref["s/halving/rung1/trials"].size == 2 and (ref["s/pbt/lineage"] != np.arange(7)).any()
+  assert len([k for k in keys if k.startswith("s/pbt/params/")]) == 2  # every member's w and b
+  inexact = []
   for k in keys:
     np.testing.assert_array_equal(got[0][k], got[1][k], err_msg=f"process 0 vs 1: {k}")
     a, b = got[0][k], ref[k]
     assert a.shape == b.shape and a.dtype == b.dtype, k
-    if a.dtype.kind == "f":
-      np.testing.assert_allclose(a, b, rtol=1e-6, atol=0, equal_nan=True, err_msg=f"2 vs 1 process: {k}")
-    else:
+    decision = a.dtype.kind != "f" or "/configs" in k or "/history/" in k  # chosen trials and hyperparameters
+    if decision:
       np.testing.assert_array_equal(a, b, err_msg=f"2 vs 1 process: {k}")
+    else:
+      # halving's last rung runs 1 lane per device (2 in one process): its params and momentum, O(1),
+      # differ by a few float32 ulps of 1 (relative to an entry near 0 that is more than 1e-6).
+      atol = 1e-6 if k.startswith("s/halving/") else 0
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=atol, equal_nan=True, err_msg=f"2 vs 1 process: {k}")
+      if not np.array_equal(a, b, equal_nan=True):
+        inexact.append(k)
+  print(f"not bit-equal to the one-process run: {inexact}")
   print(f"two processes + reference: {time.perf_counter() - start:.1f} s")
