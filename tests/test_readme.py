@@ -72,3 +72,32 @@ def test_every_porting_row_names_an_existing_parity_test():
       source = (parity / fname).read_text()
       assert re.search(rf"^def {test}\(", source, flags=re.M), f"{fname}::{test} does not exist"
       assert "torch" in source
+
+
+def test_readme_hypergradient_table_is_the_committed_bench_report():
+  """The hypergradient table in "Learning-rate-free and schedule-free optimizers" quotes the lines that
+  ``bench/bench_hypergradient_online.py --steps 400 --json`` wrote to bench/hypergradient_online.json,
+  and those lines are what the bench's own ``report`` makes of the committed numbers."""
+  import importlib.util
+  import json
+
+  path = README.parent / "bench" / "bench_hypergradient_online.py"
+  spec = importlib.util.spec_from_file_location("_bench_hypergradient_online", path)
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  doc = json.loads((README.parent / "bench" / "hypergradient_online.json").read_text())
+  assert doc["command"] == "python bench/bench_hypergradient_online.py --steps 400" and doc["steps"] == 400
+  assert bench.report(doc["tasks"], doc["steps"]) == doc["lines"]
+  for summary in doc["tasks"].values():  # the plain rows are the tuning sweep's, a decade each side
+    for row in (r for r in summary["rows"] if r["rule"] is None):
+      sweep = summary["tuning"][row["family"]]
+      best = sweep["rates"].index(summary["tuned"][row["family"]])
+      assert min(sweep["eval"]) == sweep["eval"][best] == row["eval"][1]
+      assert row["eval"] == [sweep["eval"][best - 3], sweep["eval"][best], sweep["eval"][best + 3]]
+  text = README.read_text()
+  sub = text.split("### Learning-rate-free and schedule-free optimizers", 1)[1].split("\n### ", 1)[0]
+  quoted = r"```text\n(python bench/bench_hypergradient_online\.py[^\n]*)\n(.*?)```"
+  block = re.search(quoted, sub, flags=re.DOTALL)
+  assert block is not None
+  assert block.group(1) == doc["command"]
+  assert block.group(2).rstrip("\n").split("\n") == bench.readme_lines(doc["lines"])

@@ -22,6 +22,12 @@ from lr_jax.optimizers._dadapt import (
 from lr_jax.optimizers._dog import DoGState, PolynomialDecayAverageState, dog, ldog, polynomial_decay_average
 from lr_jax.optimizers._finite import SkipNonfiniteState, skip_nonfinite
 from lr_jax.optimizers._groups import param_groups, param_path
+from lr_jax.optimizers._hypergradient import (
+  HypergradientAdamState,
+  HypergradientSGDState,
+  hypergradient_adam,
+  hypergradient_sgd,
+)
 from lr_jax.optimizers._plateau import ReduceOnPlateauState, plateau_step, reduce_on_plateau
 from lr_jax.optimizers._prodigy import ProdigyState, prodigy
 from lr_jax.optimizers._rmsprop import ScaleByRMSPropState, rmsprop, scale_by_rmsprop
@@ -83,4 +89,8 @@ __all__ = [
   "DoGState",
   "polynomial_decay_average",
   "PolynomialDecayAverageState",
+  "hypergradient_sgd",
+  "hypergradient_adam",
+  "HypergradientSGDState",
+  "HypergradientAdamState",
 ]

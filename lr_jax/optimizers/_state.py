@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lr_jax.optimizers._hypergradient import HypergradientAdamState, HypergradientSGDState
 from lr_jax.optimizers._plateau import ReduceOnPlateauState
 from lr_jax.optimizers._schedule_free import ScheduleFreeState
 from lr_jax.schedules._base import FunctionSchedule
@@ -159,7 +160,17 @@ def _merge(parts: list) -> _Found:
   return _Found(factors, has_lr, groups)
 
 
+_ADAPTED = (HypergradientSGDState, HypergradientAdamState)
+
+
+def _holds_adapted_rate(tree) -> bool:
+  leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, _ADAPTED))
+  return any(isinstance(x, _ADAPTED) for x in leaves)
+
+
 def _walk(node, skip_lr: bool) -> _Found:
+  if isinstance(node, _ADAPTED):  # hypergradient descent: the adapted rate, kept in the state
+    return _Found([], False, None) if skip_lr else _Found([node.learning_rate], True, None)
   if isinstance(node, ScheduleFreeState):  # the rate (warm-up / rectification included) of the next update
     return _Found([], False, None) if skip_lr else _Found([node.next_lr], True, None)
   if isinstance(node, ScaleByLearningRateState):
@@ -176,6 +187,8 @@ def _walk(node, skip_lr: bool) -> _Found:
         "update, not the next); pass the schedule through: "
         "optax.inject_hyperparams(opt, static_args=('learning_rate',))(learning_rate=schedule, ...)."
       )
+    if _holds_adapted_rate(node.inner_state):  # its learning_rate hyperparameter was only the initial rate
+      hyper = {k: v for k, v in hyper.items() if k != "learning_rate"}
     inner = _walk(node.inner_state, skip_lr or "learning_rate" in hyper)
     if "learning_rate" in hyper and not skip_lr:
       return _merge([_Found([jnp.asarray(hyper["learning_rate"])], True, None), inner])
@@ -219,7 +232,9 @@ def current_lr(opt_state) -> jax.Array | dict:
   updates so far. For the schedule-free optimizers ``lr(count)`` is the step size of the next update,
   warm-up or RAdam's rectification included (``ScheduleFreeState.next_lr``, schedulefree's
   ``scheduled_lr``); the learning-rate-free ones (``prodigy``, ``dadapt_*``, ``dog``) keep their estimate
-  in their state instead (``state.d``, ``state.eta``). Under ``optax.multi_transform`` it is a dict ``{label: rate}`` (one entry per group;
+  in their state instead (``state.d``, ``state.eta``). For ``hypergradient_sgd`` / ``hypergradient_adam``
+  it is the adapted rate ``state.learning_rate``: that of the last update (the initial rate before the
+  first), which the next update first moves by one hypergradient step. Under ``optax.multi_transform`` it is a dict ``{label: rate}`` (one entry per group;
   factors outside the ``multi_transform`` multiply every group). Under ``optax.inject_hyperparams``
   with a numeric ``learning_rate`` hyperparameter (set, and changed by hand, in
   ``state.hyperparams["learning_rate"]``), that value is used. A *schedule* given to
