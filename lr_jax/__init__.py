@@ -5,6 +5,8 @@
   ``reduce_on_plateau``, as Optax ``GradientTransformation``s.
 * ``lr_jax.lr_find``: the LR range test; ``lr_jax.sweep``: train a grid of configurations at once;
   ``lr_jax.search``: random search, successive halving and PBT over ``lr_jax.spaces``, in one program.
+* ``lr_jax.hypergradient``: the held-out loss after training and its gradient with respect to the
+  hyperparameters; ``lr_jax.tune``: Adam on the hyperparameters with it.
 * ``lr_jax.plot`` (``from lr_jax import plot``): matplotlib figures, imported on first use.
 
 Modules behind this flat API are private (``lr_jax._sweep``, ``lr_jax.schedules._decay``, ...), so
@@ -15,8 +17,10 @@ from importlib import metadata as _metadata
 
 from lr_jax import optimizers, schedules, spaces
 from lr_jax._finder import LRFindGrid, LRFindResult, lr_find, lr_find_grid
+from lr_jax._hypergrad import HypergradResult, hypergradient
 from lr_jax._search import SearchResult, search
 from lr_jax._sweep import SweepResult, sweep
+from lr_jax._tune import TuneResult, tune
 
 try:
   __version__ = _metadata.version("lr-jax")
@@ -24,11 +28,14 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
   __version__ = "0+unknown"
 
 __all__ = [
+  "HypergradResult",
   "LRFindGrid",
   "LRFindResult",
   "SearchResult",
   "SweepResult",
+  "TuneResult",
   "__version__",
+  "hypergradient",
   "lr_find",
   "lr_find_grid",
   "optimizers",
@@ -36,4 +43,5 @@ __all__ = [
   "search",
   "spaces",
   "sweep",
+  "tune",
 ]

@@ -46,7 +46,7 @@ def _public():
   for ns_name, ns in (("spaces", spaces),):
     for name in ns.__all__:
       yield f"{ns_name}.{name}", getattr(ns, name)
-  for name in ("lr_find", "sweep", "search"):
+  for name in ("lr_find", "sweep", "search", "hypergradient", "tune"):
     yield name, getattr(lr_jax, name)
 
 
@@ -82,6 +82,8 @@ def test_the_modules_of_the_package_are_the_public_ones_or_private():
     "lr_jax.schedules.cyclic",
     "lr_jax.sweep",
     "lr_jax.search",
+    "lr_jax.hypergradient",
+    "lr_jax.tune",
     "lr_jax.finder",
   ],
 )
@@ -100,6 +102,8 @@ def test_flat_names_are_the_functions_and_result_types():
   assert typing.get_type_hints(lr_jax.sweep)["return"] is lr_jax.SweepResult
   assert typing.get_type_hints(lr_jax.search)["return"] is lr_jax.SearchResult
   assert typing.get_type_hints(lr_jax.lr_find)["return"] is lr_jax.LRFindResult
+  assert typing.get_type_hints(lr_jax.hypergradient)["return"] is lr_jax.HypergradResult
+  assert typing.get_type_hints(lr_jax.tune)["return"] is lr_jax.TuneResult
   assert inspect.isfunction(optimizers.adam) and inspect.isfunction(schedules.cyclic)
 
 

@@ -1,0 +1,270 @@
+"""lr_jax.hypergradient and lr_jax.tune.
+
+The references are written here, independently of lr_jax/_hypergrad.py: a plain Optax loop
+(``_reference``, a ``lax.fori_loop`` over ``tx.update``) gives the held-out loss, and central finite
+differences of it (float64) give the gradient that both modes must match.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lr_jax
+from lr_jax import optimizers, schedules, spaces
+
+N_STEPS = 24
+
+
+def _data(dtype):
+  rng = np.random.default_rng(0)
+  w_true = rng.normal(size=(3,))
+  x = rng.normal(size=(4, 8, 3))
+  y = np.tanh(x @ w_true) + 0.1 * rng.normal(size=(4, 8))
+  xt = rng.normal(size=(16, 3))
+  yt = np.tanh(xt @ w_true)
+  params = {
+    "w1": jnp.asarray(0.5 * rng.normal(size=(3, 4)), dtype),
+    "b1": jnp.zeros((4,), dtype),
+    "w2": jnp.asarray(0.5 * rng.normal(size=(4,)), dtype),
+  }
+  return (
+    params,
+    (jnp.asarray(x, dtype), jnp.asarray(y, dtype)),
+    (jnp.asarray(xt, dtype), jnp.asarray(yt, dtype)),
+  )
+
+
+def _loss(p, batch):
+  x, y = batch
+  pred = jnp.tanh(x @ p["w1"] + p["b1"][None, :]) @ p["w2"]
+  return jnp.mean((pred - y) ** 2)
+
+
+def _one_cycle_adamw(peak_value, pct_start, final_div_factor, weight_decay, warmup_steps):
+  # a linear warm-up (from 0 to one_cycle's first rate) before the cycle: warmup_steps is a step count,
+  # differentiated through its float relaxation (the rates are continuous in it)
+  lr = schedules.one_cycle(peak_value, N_STEPS, pct_start=pct_start, final_div_factor=final_div_factor)
+  return optimizers.adamw(schedules.warmup(lr, warmup_steps), weight_decay=weight_decay)
+
+
+def _reference(make, params, batches, held_out, num_steps):
+  """The held-out loss after a plain Optax loop, as a jitted function of the hyperparameter dict."""
+  n = batches[0].shape[0]
+
+  @jax.jit
+  def run(h):
+    tx = make(**h)
+
+    def body(t, c):
+      p, s = c
+      g = jax.grad(_loss)(p, (batches[0][t % n], batches[1][t % n]))
+      u, s = tx.update(g, s, p)
+      return optax.apply_updates(p, u), s
+
+    p, _ = jax.lax.fori_loop(0, num_steps, body, (params, tx.init(params)))
+    return _loss(p, held_out), p
+
+  return run
+
+
+def _central_log_fd(run, h, name, eps=1e-5):
+  up, down = dict(h), dict(h)
+  up[name] = float(h[name] * np.exp(eps))  # Python floats, as h holds: one compiled reference
+  down[name] = float(h[name] * np.exp(-eps))
+  return (float(run(up)[0]) - float(run(down)[0])) / (2 * eps)
+
+
+def test_forward_reverse_and_finite_differences_agree_in_float64():
+  with jax.enable_x64(True):
+    params, batches, held_out = _data(jnp.float64)
+    # warmup_steps between whole numbers: the rates are smooth in it there (kinks at whole numbers)
+    h = {
+      "peak_value": 0.05,
+      "pct_start": 0.27,
+      "final_div_factor": 30.0,
+      "weight_decay": 0.2,
+      "warmup_steps": 3.4,
+    }
+    eval_fn = lambda p: _loss(p, held_out)
+    fwd = lr_jax.hypergradient(_loss, params, batches, _one_cycle_adamw, h, N_STEPS, eval_fn=eval_fn)
+    # default segments: 24 steps -> 5 segments of 5, the last one padded (1 masked step)
+    rev = lr_jax.hypergradient(
+      _loss, params, batches, _one_cycle_adamw, h, N_STEPS, eval_fn=eval_fn, mode="reverse"
+    )
+    run = _reference(_one_cycle_adamw, params, batches, held_out, N_STEPS)
+    value, p_ref = run(h)
+    assert fwd.value.dtype == jnp.float64 and fwd.mode == "forward" and rev.mode == "reverse"
+    assert rev.checkpoint_every == 5 and fwd.checkpoint_every is None
+    for r in (fwd, rev):
+      np.testing.assert_allclose(float(r.value), float(value), rtol=1e-12)
+      np.testing.assert_allclose(r.params["w1"], p_ref["w1"], rtol=1e-10, atol=1e-12)
+      assert r.log_space == {k: True for k in h} and r.losses.shape == (N_STEPS,)
+    for name in h:
+      fd = _central_log_fd(run, h, name)
+      assert abs(fd) > 1e-6, name  # a gradient that is there to match
+      np.testing.assert_allclose(float(fwd.grads[name]), fd, rtol=1e-6, err_msg=name)
+      np.testing.assert_allclose(float(rev.grads[name]), float(fwd.grads[name]), rtol=1e-9, err_msg=name)
+    plain = fwd.plain_grads()  # d value / d h = (d value / d log h) / h
+    for name, v in h.items():
+      np.testing.assert_allclose(float(plain[name]) * v, float(fwd.grads[name]), rtol=1e-12)
+
+
+def _cos_momentum(lr, total_steps, momentum):
+  return optimizers.sgd(schedules.cosine_annealing(lr, total_steps), momentum=momentum)
+
+
+def test_checkpointing_segments_wrt_and_the_default_objective():
+  # float32 (x64 off), a cheap program: reverse mode is the same with every segment length (and none),
+  # a subset of hyperparameters can be differentiated plainly, and total_steps (continuous in
+  # cosine_annealing) through its float relaxation
+  params, batches, held_out = _data(jnp.float32)
+  held = (held_out[0].reshape(2, 8, 3), held_out[1].reshape(2, 8))
+  h = {"lr": 0.2, "total_steps": 10.5, "momentum": 0.5}
+  kw = {"eval_batches": held, "mode": "reverse", "wrt": ["lr", "total_steps"], "log_space": ["lr"]}
+  runs = [lr_jax.hypergradient(_loss, params, batches, _cos_momentum, h, 10, checkpoint_every=k, **kw)
+          for k in (None, 0)]  # fmt: skip
+  assert [r.checkpoint_every for r in runs] == [4, 0]  # 10 steps: 3 segments of 4 (2 steps masked)
+  assert runs[0].log_space == {"lr": True, "total_steps": False} and list(runs[0].grads) == [
+    "lr",
+    "total_steps",
+  ]
+  fwd = lr_jax.hypergradient(_loss, params, batches, _cos_momentum, h, 10, **{**kw, "mode": "forward"})
+  for r in runs:
+    np.testing.assert_allclose(float(r.value), float(fwd.value), rtol=1e-6)
+    for k in ("lr", "total_steps"):
+      np.testing.assert_allclose(float(r.grads[k]), float(fwd.grads[k]), rtol=2e-4, err_msg=k)
+  # the objective without eval_fn: the mean loss over eval_batches
+  want = np.mean([_loss(fwd.params, (held[0][i], held[1][i])) for i in (0, 1)])
+  np.testing.assert_allclose(float(fwd.value), want, rtol=1e-6)
+  assert fwd.value.dtype == jnp.float32 and abs(float(fwd.grads["total_steps"])) > 0
+
+
+def test_default_objective_is_the_training_loss_over_one_pass():
+  params, batches, _ = _data(jnp.float32)
+  tr = lr_jax.hypergradient(_loss, params, batches, lambda lr: optax.sgd(lr), {"lr": 0.1})
+  assert tr.losses.shape == (4,)  # num_steps: one pass over the 4 batches
+  want = np.mean([_loss(tr.params, (batches[0][i], batches[1][i])) for i in range(4)])
+  np.testing.assert_allclose(float(tr.value), want, rtol=1e-6)
+  assert float(tr.grads["lr"]) < 0  # a larger small rate lowers the training loss
+
+
+def _linreg_task():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(5, 16, 2)).astype(np.float32)
+  y = (x @ np.array([2.0, -1.0], np.float32) + 0.05 * rng.normal(size=(5, 16))).astype(np.float32)
+  xt = rng.normal(size=(32, 2)).astype(np.float32)
+  yt = xt @ np.array([2.0, -1.0], np.float32)
+
+  def loss(w, b):
+    return jnp.mean((b[0] @ w - b[1]) ** 2)
+
+  return loss, (jnp.asarray(x), jnp.asarray(y)), (lambda w: loss(w, (xt, yt)))
+
+
+def _cosine_sgd(peak_value, pct):
+  return optimizers.sgd(schedules.one_cycle(peak_value, 20, pct_start=pct), momentum=0.5)
+
+
+def test_tune_lowers_the_held_out_loss_and_keeps_the_winners_params():
+  loss, batches, eval_fn = _linreg_task()
+  init_fn = lambda key: 0.1 * jax.random.normal(key, (2,))
+  space = {"peak_value": spaces.log_uniform(1e-3, 1.0), "pct": spaces.uniform(0.1, 0.9)}
+  res = lr_jax.tune(loss, None, batches, _cosine_sgd, space, 20, eval_fn=eval_fn, init={"peak_value": 0.003},
+                    num_starts=3, init_fn=init_fn, seeds=2, outer_steps=8, outer_lr=0.3)  # fmt: skip
+  assert res.values.shape == (9, 3) and res.values_by_seed.shape == (9, 3, 2)
+  assert res.hparams["peak_value"].shape == (9, 3) and res.grads["pct"].shape == (8, 3)
+  assert res.scales == {"peak_value": "log", "pct": "logit"} and res.seeds == (0, 1) and res.runs == 3 * 2 * 9
+  np.testing.assert_allclose(res.hparams["peak_value"][0, 0], 0.003, rtol=1e-6)  # init is start 0
+  assert np.all((res.hparams["pct"] > 0.1) & (res.hparams["pct"] < 0.9))
+  assert np.all((res.hparams["peak_value"] >= 1e-3 * (1 - 1e-6)) & (res.hparams["peak_value"] <= 1.0 + 1e-6))
+  # start 0 (a rate 100x too small) improves a lot; every start ends no worse than it began
+  assert res.values[-1, 0] < 0.2 * res.values[0, 0]
+  assert res.best_value <= np.nanmin(res.values) + 1e-7
+  assert res.best_value == pytest.approx(res.values[res.best_step, res.best_start], rel=1e-6)
+  # the winner retrained by a plain loop from its seed gives the same held-out loss and params
+  h = {k: res.best_hparams[k] for k in space}
+  w0 = init_fn(jax.random.key(res.best_seed))
+  tx = _cosine_sgd(**h)
+  w, s = w0, tx.init(w0)
+  for t in range(20):
+    u, s = tx.update(jax.grad(loss)(w, (batches[0][t % 5], batches[1][t % 5])), s, w)
+    w = optax.apply_updates(w, u)
+  np.testing.assert_allclose(np.asarray(res.params), np.asarray(w), rtol=2e-4, atol=1e-6)
+  j = res.seeds.index(res.best_seed)
+  np.testing.assert_allclose(
+    float(eval_fn(w)), res.values_by_seed[res.best_step, res.best_start, j], rtol=1e-3
+  )
+  assert res.best()["value"] == res.best_value and set(res.best()) == {"peak_value", "pct", "value"}
+
+
+def test_tune_backs_off_from_diverged_starts_and_fixes_numbers():
+  loss, batches, eval_fn = _linreg_task()
+  make = lambda peak_value, pct: optimizers.sgd(schedules.one_cycle(peak_value, 20, pct_start=pct))
+  # start 0 diverges at once (a rate of 50 on this problem); start 1 is sampled; pct is fixed
+  res = lr_jax.tune(loss, jnp.zeros(2), batches, make, {"peak_value": spaces.log_uniform(1e-3, 50.0), "pct": 0.25},
+                    20, eval_fn=eval_fn, init={"peak_value": 50.0}, num_starts=2, outer_steps=2, mode="reverse")  # fmt: skip
+  assert np.all(np.isnan(res.values[:, 0]))
+  np.testing.assert_allclose(res.hparams["peak_value"][:, 0], 50.0, rtol=1e-6)
+  assert res.best_start == 1 and res.fixed == {"pct": 0.25} and res.best_hparams["pct"] == 0.25
+
+
+@pytest.mark.parametrize(
+  ("kwargs", "match"),
+  [
+    ({"mode": "x"}, r"hypergradient: `mode` must be 'forward' or 'reverse', got mode='x'"),
+    ({"checkpoint_every": 3}, r"`checkpoint_every` applies to mode='reverse'"),
+    (
+      {"mode": "reverse", "checkpoint_every": -1},
+      r"`checkpoint_every` must be >= 0, got checkpoint_every=-1",
+    ),
+    ({"log_space": True, "hparams": {"lr": 0.1, "wd": 0.0}}, r"must be > 0, got wd=0.0"),
+    ({"log_space": "yes"}, r"`log_space` must be 'auto', True, False"),
+    ({"wrt": ["nope"]}, r"`wrt` must name distinct keys of hparams"),
+    ({"hparams": {}}, r"`hparams` must be a non-empty dict"),
+    ({"hparams": {"lr": "fast"}}, r"hparams\['lr'\]"),
+    ({"hparams": {"lr": 0.1, "momentum": 0.9}}, r"make_optimizer\(\*\*hparams\)` failed"),
+    ({"make_optimizer": optax.sgd(0.1)}, r"`make_optimizer` must be a function"),
+    ({"num_steps": 0}, r"`num_steps` must be >= 1"),
+    ({"batches": iter([(np.ones(2), np.ones(2))])}, r"`batches` must be stacked arrays"),
+    ({"eval_fn": lambda w: jnp.ones(2)}, r"`eval_fn` must return a real scalar"),
+    (
+      {
+        "hparams": {"lr": -1.0},
+        "make_optimizer": lambda lr: optimizers.sgd(schedules.constant(lr), weight_decay=lr),
+      },
+      r"sgd: `learning_rate` must be >= 0",
+    ),
+  ],
+)
+def test_hypergradient_validation(kwargs, match):
+  loss, batches, eval_fn = _linreg_task()
+  args = {"loss_fn": loss, "params": jnp.zeros(2), "batches": batches, "make_optimizer": lambda lr: optax.sgd(lr),
+          "hparams": {"lr": 0.1}, "eval_fn": eval_fn}  # fmt: skip
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=match):
+    lr_jax.hypergradient(**args)
+
+
+@pytest.mark.parametrize(
+  ("kwargs", "match"),
+  [
+    ({"space": {"lr": spaces.categorical([0.1, 0.2])}}, r"tune: `space\['lr'\]` is categorical"),
+    ({"space": {"lr": 0.1}}, r"at least one dimension to tune"),
+    ({"init": {"lr": 5.0}}, r"`init\['lr'\]` must lie in the space's range"),
+    ({"init": {"b1": 0.9}}, r"`init` names must be tuned dimensions"),
+    ({"outer_lr": 0.0}, r"`outer_lr` must be a finite number > 0"),
+    ({"outer_steps": 0}, r"`outer_steps` must be >= 1"),
+    ({"num_starts": 0}, r"`num_starts` must be an integer >= 1"),
+    ({"seeds": 2}, r"`seeds` needs `init_fn`"),
+    ({"mode": "both"}, r"tune: `mode` must be 'forward' or 'reverse'"),
+  ],
+)
+def test_tune_validation(kwargs, match):
+  loss, batches, eval_fn = _linreg_task()
+  args = {"loss_fn": loss, "params": jnp.zeros(2), "batches": batches, "make_optimizer": lambda lr: optax.sgd(lr),
+          "space": {"lr": spaces.log_uniform(1e-3, 1.0)}, "eval_fn": eval_fn}  # fmt: skip
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=match):
+    lr_jax.tune(**args)
