@@ -389,6 +389,29 @@ def hypergradient(
     >>> print(f"{res.value:.5f} {res.grads['lr']:.5f} {res.log_space}")
     0.01153 -0.05765 {'lr': True}
   """
+  spec, args, data, logs = _prepare(
+    loss_fn, params, batches, make_optimizer, hparams, num_steps, eval_fn, eval_batches, wrt, mode, log_space,
+    checkpoint_every,
+  )  # fmt: skip
+  value, grads, (losses, train) = _hypergrad_program(*args, spec=spec)
+  return HypergradResult(
+    value=value,
+    grads=grads,
+    hparams=dict(hparams),
+    log_space=logs,
+    losses=losses,
+    params=data.split.merge(train, args[4]),
+    mode=spec.mode,
+    checkpoint_every=spec.segment if spec.mode == "reverse" else None,
+  )
+
+
+def _prepare(
+  loss_fn, params, batches, make_optimizer, hparams, num_steps, eval_fn, eval_batches, wrt, mode, log_space,
+  checkpoint_every,
+):  # fmt: skip
+  """Checks the arguments of :func:`hypergradient`; ``(spec, args of _hypergrad_program, data, log_space)``
+  (the benchmark lowers the program from these to read its memory)."""
   fn = "hypergradient"
   mode = _mode(mode, fn)
   if not isinstance(hparams, Mapping) or not hparams:
@@ -414,19 +437,7 @@ def hypergradient(
   ctx = {k: (jnp.asarray(float(hparams[k]), dt), zero, zero) for k in names}
   fixed = {k: _fixed_value(k, v, fn) for k, v in hparams.items() if k not in names}
   train, frozen = data.params
-  value, grads, (losses, train) = _hypergrad_program(
-    u, ctx, fixed, train, frozen, data.batches, data.eval_batches, spec=spec
-  )
-  return HypergradResult(
-    value=value,
-    grads=grads,
-    hparams=hparams,
-    log_space=logs,
-    losses=losses,
-    params=data.split.merge(train, frozen),
-    mode=mode,
-    checkpoint_every=segment if mode == "reverse" else None,
-  )
+  return spec, (u, ctx, fixed, train, frozen, data.batches, data.eval_batches), data, logs
 
 
 def _check_wrt(wrt, hparams, fn) -> tuple:

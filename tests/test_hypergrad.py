@@ -18,14 +18,17 @@ N_STEPS = 24
 
 
 def _data(dtype):
+  """A tanh MLP 4-4-1 on 4 batches of 8; the 4th input is always 0 (a blank pixel), so its weights'
+  gradient is always 0 and so is Adam's second moment: sqrt's derivative at 0 must not give NaN."""
   rng = np.random.default_rng(0)
   w_true = rng.normal(size=(3,))
   x = rng.normal(size=(4, 8, 3))
   y = np.tanh(x @ w_true) + 0.1 * rng.normal(size=(4, 8))
   xt = rng.normal(size=(16, 3))
   yt = np.tanh(xt @ w_true)
+  x, xt = np.concatenate([x, np.zeros((4, 8, 1))], -1), np.concatenate([xt, np.zeros((16, 1))], -1)
   params = {
-    "w1": jnp.asarray(0.5 * rng.normal(size=(3, 4)), dtype),
+    "w1": jnp.asarray(0.5 * rng.normal(size=(4, 4)), dtype),
     "b1": jnp.zeros((4,), dtype),
     "w2": jnp.asarray(0.5 * rng.normal(size=(4,)), dtype),
   }
@@ -120,7 +123,7 @@ def test_checkpointing_segments_wrt_and_the_default_objective():
   # a subset of hyperparameters can be differentiated plainly, and total_steps (continuous in
   # cosine_annealing) through its float relaxation
   params, batches, held_out = _data(jnp.float32)
-  held = (held_out[0].reshape(2, 8, 3), held_out[1].reshape(2, 8))
+  held = (held_out[0].reshape(2, 8, 4), held_out[1].reshape(2, 8))
   h = {"lr": 0.2, "total_steps": 10.5, "momentum": 0.5}
   kw = {"eval_batches": held, "mode": "reverse", "wrt": ["lr", "total_steps"], "log_space": ["lr"]}
   runs = [lr_jax.hypergradient(_loss, params, batches, _cos_momentum, h, 10, checkpoint_every=k, **kw)

@@ -17,6 +17,7 @@ from lr_jax.optimizers._common import (
   _moment_dtype_option,
   _non_negative,
   _scale_by_learning_rate,
+  _sqrt,
   _WeightDecay,
   _with_coupled_decay,
   _zeros,
@@ -61,7 +62,7 @@ def _scale_by_adagrad(
       x = _with_coupled_decay(g, p, wd, dt)
       acc = acc + x * x
       e = as_float(eps, dt)
-      denom = jnp.sqrt(acc + e) if eps_in_sqrt else jnp.sqrt(acc) + e
+      denom = _sqrt(acc + e) if eps_in_sqrt else _sqrt(acc) + e
       # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 = count before this update
       u = x / denom / (1 + state.count.astype(dt) * as_float(lr_decay, dt))
       return poison(u, ok_all).astype(g.dtype), acc

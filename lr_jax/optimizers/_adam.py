@@ -18,6 +18,7 @@ from lr_jax.optimizers._common import (
   _moment_dtype_option,
   _non_negative,
   _scale_by_learning_rate,
+  _sqrt,
   _unit_interval,
   _WeightDecay,
   _with_coupled_decay,
@@ -86,12 +87,12 @@ def _scale_by_adam(
       nu = as_float(b2, dt) * nu + c2 * (x * x)
       if amsgrad and amsgrad_max == "raw":  # torch: max over the raw nu, then / sqrt(bc2)
         nu_max = jnp.maximum(nu_max, nu)
-        denom = jnp.sqrt(nu_max) / jnp.sqrt(bc2) + as_float(eps, dt)
+        denom = _sqrt(nu_max) / jnp.sqrt(bc2) + as_float(eps, dt)
       elif amsgrad:  # optax: max over the bias-corrected nu
         nu_max = jnp.maximum(nu_max, nu / bc2)
-        denom = jnp.sqrt(nu_max) + as_float(eps, dt)
+        denom = _sqrt(nu_max) + as_float(eps, dt)
       else:
-        denom = jnp.sqrt(nu) / jnp.sqrt(bc2) + as_float(eps, dt)
+        denom = _sqrt(nu) / jnp.sqrt(bc2) + as_float(eps, dt)
       u = mu / denom / bc1
       if wd is not None and decoupled:  # lr_t * (u + wd * p) == p * lr_t * wd + lr_t * u, torch's AdamW
         u = u + as_float(wd, dt) * p.astype(dt)

@@ -16,6 +16,27 @@ from lr_jax._validation import all_ok, check, is_traced, number, poison
 from lr_jax.schedules._base import FunctionSchedule, Schedule, as_float
 
 
+@jax.custom_jvp
+def _sqrt(x):
+  """``jnp.sqrt`` whose derivative at 0 is 0 instead of inf.
+
+  An optimizer's second moment is exactly 0 for a parameter whose gradient has always been 0 (an
+  input pixel that is always 0, a dead unit), and then so is its tangent; ``jnp.sqrt``'s derivative
+  there gives ``0 * inf = NaN``, which would make every hypergradient through the optimizer NaN
+  (``lr_jax.hypergradient``). 0 is the right derivative there (the moment stays 0 around that
+  point, or has a kink like ``|g|``, of which 0 is a subgradient). The values are ``jnp.sqrt``'s.
+  """
+  return jnp.sqrt(x)
+
+
+@_sqrt.defjvp
+def _sqrt_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = jnp.sqrt(x)
+  pos = x > 0
+  return y, jnp.where(pos, t / (2 * jnp.where(pos, y, 1)), jnp.zeros_like(y))
+
+
 def _static_zero(x) -> bool:
   """True only for a plain Python ``int``/``float`` equal to 0 (never for arrays or tracers).
 

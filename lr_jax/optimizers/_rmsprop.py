@@ -18,6 +18,7 @@ from lr_jax.optimizers._common import (
   _moment_dtype_option,
   _non_negative,
   _scale_by_learning_rate,
+  _sqrt,
   _static_zero,
   _unit_interval,
   _WeightDecay,
@@ -77,7 +78,7 @@ def _scale_by_rmsprop(alpha, eps, weight_decay, momentum, centered, eps_in_sqrt,
         mu = _lerp(mu, x, w)
         var = nu - mu * mu
       e = as_float(eps, dt)
-      avg = jnp.sqrt(var + e) if eps_in_sqrt else jnp.sqrt(var) + e
+      avg = _sqrt(var + e) if eps_in_sqrt else _sqrt(var) + e
       u = x / avg
       if use_trace:
         m = as_float(momentum, dt)
