@@ -226,13 +226,38 @@ def _lane_params(data: _Data, init_fn, seeds):
   """``(train, frozen)`` with a leading seed axis: ``init_fn`` at each seed, or the shared params."""
   if init_fn is None:
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], data.params)
+  return _init_seeds(jnp.asarray(seeds, jnp.uint32), init_fn=_loop.SameCode(init_fn))
 
-  def arrays(key):
-    _, train, frozen = _loop.split_params(init_fn(key))
+
+@functools.partial(jax.jit, static_argnames=("init_fn",))
+def _init_seeds(seeds, *, init_fn):
+  def arrays(seed):
+    _, train, frozen = _loop.split_params(init_fn(jax.random.key(seed)))
     return train, frozen
 
-  keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-  return jax.jit(jax.vmap(arrays))(keys)
+  return jax.vmap(arrays)(seeds)
+
+
+_FLOPS: dict = {}  # (loss_fn by code, params and batch shapes) -> XLA's FLOP estimate of one step
+
+
+def _step_flops(loss_fn, data: _Data) -> float:
+  """``sweep``'s FLOP estimate of a step (lowering only), kept per function and shapes: a tune called
+  again (a notebook, a benchmark) does not lower it again."""
+  spec_b = _loop.batch_spec(data.batches)
+  leaves = jax.tree_util.tree_flatten((data.shape, spec_b))
+  key = (_loop.SameCode(loss_fn), data.split, leaves[1], tuple((x.shape, str(x.dtype)) for x in leaves[0]))
+  if key not in _FLOPS:
+    if len(_FLOPS) > 64:
+      _FLOPS.clear()
+    _FLOPS[key] = _sw._step_flops(lambda pf, b: loss_fn(data.split.merge(*pf), b), data.shape, spec_b)
+  return _FLOPS[key]
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def _hparams_of(u, ctx, *, spec: _Spec):
+  """The tuned hyperparameters ``{name: [starts]}`` at coordinates ``u``."""
+  return jax.vmap(lambda uk: _hparams(uk, ctx, {}, spec))(u)
 
 
 def tune(
@@ -364,9 +389,9 @@ def tune(
   names = tuple(tuned)
   s, r = int(num_starts), len(seeds_t)
   lanes = s * r
-  flops = _sw._step_flops(
-    lambda pf, b: loss_fn(data.split.merge(*pf), b), data.shape, _loop.batch_spec(data.batches)
-  )
+  flops = 0.0
+  if lanes > 1 and max_parallel is None:  # vmap or one lane at a time: sweep's rule (XLA's FLOP estimate)
+    flops = _step_flops(loss_fn, data)
   chunk = _sw._choose_chunk(_sw._platform(None), lanes, max_parallel, flops)
   spec = _Spec(
     _loop.SameCode(loss_fn), _loop.SameCode(make_optimizer), None if eval_fn is None else _loop.SameCode(eval_fn),
@@ -376,7 +401,7 @@ def tune(
   u, ctx, bounds = _coords(starts, tuned)
   fixed_t = {k: _fixed_value(k, v, fn) for k, v in fixed.items()}
   lane_params = _lane_params(data, init_fn, seeds_t)
-  h0 = jax.jit(jax.vmap(lambda uk: _hparams(uk, ctx, {}, spec)))(u)
+  h0 = _hparams_of(u, ctx, spec=spec)
   best = _best_init(u, h0, lane_params, s, r)
   opt_state = _adam_init(u)
   lr = jnp.asarray(outer_lr, _float_dtype())
