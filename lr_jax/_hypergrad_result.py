@@ -105,6 +105,23 @@ class TuneResult(NamedTuple):
     """The best point's hyperparameters (tuned and fixed) and its objective under ``"value"``."""
     return {**self.best_hparams, "value": self.best_value}
 
+  def plot(self, ax=None):
+    """The objective against the outer step, one line per start (the best point circled); returns
+    the Axes. Needs matplotlib (the ``plot`` extra)."""
+    from lr_jax import plot
+
+    ax = plot._new_ax(ax)
+    k = np.arange(self.values.shape[0])
+    for i in range(self.values.shape[1]):
+      ax.plot(k, self.values[:, i], marker=".", label=f"start {i}")
+    ax.plot([self.best_step], [self.best_value], "o", mfc="none", mec="k", ms=10, label="best")
+    if np.all(self.values[np.isfinite(self.values)] > 0):
+      ax.set_yscale("log")
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("held-out objective (mean over seeds)")
+    ax.legend(fontsize="small")
+    return ax
+
   def __repr__(self) -> str:
     k, s = np.shape(self.values)
     best = ", ".join(f"{n}={v:.4g}" for n, v in self.best_hparams.items())

@@ -197,9 +197,8 @@ def _starts(tuned, init, num_starts, sampler, seed, fn) -> dict[str, np.ndarray]
       given[k] = v
   sampled = spaces.sample(tuned, n, seed=seed, sampler=sampler)
   out = {k: np.asarray(sampled[k], np.float64) for k in tuned}
-  if init is not None:
-    for k in tuned:  # start 0 is init; a name init does not give keeps start 0's sample
-      out[k] = np.concatenate([[given.get(k, out[k][0])], out[k][: n - 1]])
+  for k, v in given.items():  # start 0 is init; a name init does not give keeps start 0's sample
+    out[k][0] = v
   return out
 
 
@@ -321,11 +320,11 @@ def tune(
     space: ``{name: dimension}`` (:mod:`lr_jax.spaces`): ``log_uniform(low, high)`` and
       ``uniform(low, high)`` are tuned within their bounds, ``integer(low, high, log=False)`` as its
       float relaxation, a plain number is fixed; categorical dimensions are refused.
-    init: ``{name: value}``, the first starting point (names it omits take start 0's sampled value);
+    init: ``{name: value}``, the first starting point (names it omits keep start 0's sampled value);
       a value may be an :class:`lr_jax.LRFindResult` (its ``suggest()``), to start from the range
       test's rate. Default: every start is sampled.
-    num_starts: starting points (``init``, then points sampled from ``space`` with ``sampler`` and
-      ``seed``).
+    num_starts: starting points: ``num_starts`` points sampled from ``space`` with ``sampler`` and
+      ``seed``, the first replaced by ``init`` where given.
     init_fn: ``key -> params`` for the seeds (as in :func:`lr_jax.sweep`).
     seeds: with ``init_fn``, a count or a sequence of seeds; each start's gradient and objective are
       averaged over them.

@@ -174,12 +174,20 @@ def test_tune_lowers_the_held_out_loss_and_keeps_the_winners_params():
   loss, batches, eval_fn = _linreg_task()
   init_fn = lambda key: 0.1 * jax.random.normal(key, (2,))
   space = {"peak_value": spaces.log_uniform(1e-3, 1.0), "pct": spaces.uniform(0.1, 0.9)}
-  res = lr_jax.tune(loss, None, batches, _cosine_sgd, space, 20, eval_fn=eval_fn, init={"peak_value": 0.003},
+  # start 0 from a range test's suggestion (a hand-made curve: its minimum at 10**-1.5, so "minimum" says 10**-2.5)
+  lrs = np.geomspace(1e-4, 1.0, 40)
+  curve = (np.log10(lrs) + 1.5) ** 2
+  finder = lr_jax.LRFindResult(
+    lrs, curve, curve, None, np.nan, "minimum", 0 * curve, curve[None], curve[None], (None,)
+  )
+  res = lr_jax.tune(loss, None, batches, _cosine_sgd, space, 20, eval_fn=eval_fn, init={"peak_value": finder},
                     num_starts=3, init_fn=init_fn, seeds=2, outer_steps=8, outer_lr=0.3)  # fmt: skip
   assert res.values.shape == (9, 3) and res.values_by_seed.shape == (9, 3, 2)
   assert res.hparams["peak_value"].shape == (9, 3) and res.grads["pct"].shape == (8, 3)
   assert res.scales == {"peak_value": "log", "pct": "logit"} and res.seeds == (0, 1) and res.runs == 3 * 2 * 9
-  np.testing.assert_allclose(res.hparams["peak_value"][0, 0], 0.003, rtol=1e-6)  # init is start 0
+  np.testing.assert_allclose(res.hparams["peak_value"][0, 0], finder.suggest(), rtol=1e-5)  # init is start 0
+  assert 0.001 < finder.suggest() < 0.005
+  assert len(set(np.round(res.hparams["pct"][0], 6))) == 3  # init gave no pct: start 0 keeps its sampled one
   assert np.all((res.hparams["pct"] > 0.1) & (res.hparams["pct"] < 0.9))
   assert np.all((res.hparams["peak_value"] >= 1e-3 * (1 - 1e-6)) & (res.hparams["peak_value"] <= 1.0 + 1e-6))
   # start 0 (a rate 100x too small) improves a lot; every start ends no worse than it began
@@ -200,6 +208,11 @@ def test_tune_lowers_the_held_out_loss_and_keeps_the_winners_params():
     float(eval_fn(w)), res.values_by_seed[res.best_step, res.best_start, j], rtol=1e-3
   )
   assert res.best()["value"] == res.best_value and set(res.best()) == {"peak_value", "pct", "value"}
+  ax = res.plot()
+  assert len(ax.lines) == 4 and ax.get_xlabel() == "outer step"  # 3 starts and the best point
+  import matplotlib.pyplot as plt
+
+  plt.close(ax.figure)
 
 
 def test_tune_backs_off_from_diverged_starts_and_fixes_numbers():
