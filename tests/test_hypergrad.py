@@ -119,9 +119,9 @@ def _cos_momentum(lr, total_steps, momentum):
 
 
 def test_checkpointing_segments_wrt_and_the_default_objective():
-  # float32 (x64 off), a cheap program: reverse mode is the same with every segment length (and none),
-  # a subset of hyperparameters can be differentiated plainly, and total_steps (continuous in
-  # cosine_annealing) through its float relaxation
+  # float32 (x64 off), a cheap program: reverse mode gives the same with segments (the last one padded)
+  # and without, a subset of hyperparameters can be differentiated plainly, and total_steps (continuous
+  # in cosine_annealing) through its float relaxation
   params, batches, held_out = _data(jnp.float32)
   held = (held_out[0].reshape(2, 8, 4), held_out[1].reshape(2, 8))
   h = {"lr": 0.2, "total_steps": 10.5, "momentum": 0.5}
@@ -133,15 +133,14 @@ def test_checkpointing_segments_wrt_and_the_default_objective():
     "lr",
     "total_steps",
   ]
-  fwd = lr_jax.hypergradient(_loss, params, batches, _cos_momentum, h, 10, **{**kw, "mode": "forward"})
-  for r in runs:
-    np.testing.assert_allclose(float(r.value), float(fwd.value), rtol=1e-6)
-    for k in ("lr", "total_steps"):
-      np.testing.assert_allclose(float(r.grads[k]), float(fwd.grads[k]), rtol=2e-4, err_msg=k)
+  seg, full = runs
+  np.testing.assert_allclose(float(seg.value), float(full.value), rtol=1e-6)
+  for k in ("lr", "total_steps"):
+    np.testing.assert_allclose(float(seg.grads[k]), float(full.grads[k]), rtol=2e-4, err_msg=k)
   # the objective without eval_fn: the mean loss over eval_batches
-  want = np.mean([_loss(fwd.params, (held[0][i], held[1][i])) for i in (0, 1)])
-  np.testing.assert_allclose(float(fwd.value), want, rtol=1e-6)
-  assert fwd.value.dtype == jnp.float32 and abs(float(fwd.grads["total_steps"])) > 0
+  want = np.mean([_loss(seg.params, (held[0][i], held[1][i])) for i in (0, 1)])
+  np.testing.assert_allclose(float(seg.value), want, rtol=1e-6)
+  assert seg.value.dtype == jnp.float32 and abs(float(seg.grads["total_steps"])) > 0
 
 
 def test_default_objective_is_the_training_loss_over_one_pass():
@@ -198,10 +197,13 @@ def test_tune_lowers_the_held_out_loss_and_keeps_the_winners_params():
   h = {k: res.best_hparams[k] for k in space}
   w0 = init_fn(jax.random.key(res.best_seed))
   tx = _cosine_sgd(**h)
-  w, s = w0, tx.init(w0)
-  for t in range(20):
+
+  def body(t, c):
+    w, s = c
     u, s = tx.update(jax.grad(loss)(w, (batches[0][t % 5], batches[1][t % 5])), s, w)
-    w = optax.apply_updates(w, u)
+    return optax.apply_updates(w, u), s
+
+  w, _ = jax.jit(lambda w0: jax.lax.fori_loop(0, 20, body, (w0, tx.init(w0))))(w0)
   np.testing.assert_allclose(np.asarray(res.params), np.asarray(w), rtol=2e-4, atol=1e-6)
   j = res.seeds.index(res.best_seed)
   np.testing.assert_allclose(
@@ -284,3 +286,34 @@ def test_tune_validation(kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     lr_jax.tune(**args)
+
+
+# What hypergradient's docstring says of step counts, checked on the schedules alone (float64, steps 0..59
+# at a fractional count): continuous -> derivative equals central differences and is not 0; piecewise
+# constant -> derivative 0; whole numbers only -> NaN rates.
+_COUNTS = {
+  "cosine_annealing.total_steps": (lambda x: schedules.cosine_annealing(1.0, x), "continuous"),
+  "warmup.warmup_steps": (lambda x: schedules.warmup(schedules.constant(1.0), x), "continuous"),
+  "warmup_stable_decay.decay_steps": (lambda x: schedules.warmup_stable_decay(1.0, 60, 10, x), "continuous"),
+  "cyclic.step_size_up": (lambda x: schedules.cyclic(0.1, 1.0, x, 10.0), "continuous"),
+  "step_decay.step_size": (lambda x: schedules.step_decay(1.0, x, 0.5), "constant"),
+  "one_cycle.total_steps": (lambda x: schedules.one_cycle(1.0, x + 30), "whole"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_COUNTS))
+def test_step_counts_documented_as_relaxable_are(case):
+  make, kind = _COUNTS[case]
+  with jax.enable_x64(True):
+    steps = jnp.arange(60, dtype=jnp.float64)
+    rates = jax.jit(lambda x: make(x)(steps))
+    x, eps = 13.37, 1e-6
+    deriv = np.asarray(jax.jit(jax.jacfwd(lambda x: make(x)(steps)))(x))
+    fd = (np.asarray(rates(x + eps)) - np.asarray(rates(x - eps))) / (2 * eps)
+  if kind == "whole":
+    assert np.all(np.isnan(fd))
+  elif kind == "constant":
+    assert np.all(deriv == 0) and np.all(fd == 0)
+  else:
+    assert np.any(deriv != 0)
+    np.testing.assert_allclose(deriv, fd, rtol=1e-5, atol=1e-8)
