@@ -9,9 +9,13 @@ same initial parameters on the same batches, and is judged by its best trial's h
 * ``halving``: ``lr_jax.search(method="halving")`` over the same 32 candidates (eta 2, first rung
   ``num_steps // 8``: 32 -> 16 -> 8 -> 4 lanes), target: best within 1% (relative) of the grid's best
   for <= 1/3 of its training steps;
-* ``pbt``: ``lr_jax.search(method="pbt")``, a population of 32 sampled (scrambled Halton) from the
-  box the grid spans (log-uniform lr, uniform b1), the grid's compute (32 x num_steps steps);
-  target: best at least as good as the grid's best;
+* ``pbt``: ``lr_jax.search(method="pbt")`` at its defaults, a population of 32 sampled (scrambled
+  Halton) from the box the grid spans (log-uniform lr, uniform b1), the grid's compute (32 x
+  num_steps steps), run with several seeds (each seed scrambles the initial population and drives
+  PBT's choices); target: the median over seeds of its best at least as good as the grid's best. The
+  spread (min, max, how many seeds reach the grid) is reported next to it;
+* ``random``: ``lr_jax.search(method="random")``, the same 32 Halton trials per seed trained to the
+  end with no exploit/explore: what PBT's copies and perturbations add at the same compute;
 * ``optuna``: 64 trials of Optuna's TPE over that box, ``batch_size=16`` trials per program with the
   bridge (``lr_jax.search(method="optuna")``), against Optuna's usual loop, ``study.optimize`` with
   an objective that builds ``optax.adam`` and runs a jitted step in a Python loop (``user``: the step
@@ -21,17 +25,26 @@ same initial parameters on the same batches, and is judged by its best trial's h
   Times are end to end (asks, compiles, training, tells); the bridge compiles once per process.
 
 Run ``python bench/bench_search.py [--mode smoke|quick|full] [--tasks digits diabetes] [--parts methods
-optuna]``. PBT also runs with more seeds (``2 x`` the sampler seeds) to show its spread. It prints
-JSON lines (``bench/_common.py``'s ``emit``) and a Markdown table, and edits no file.
+optuna pbt_study] [--json PATH]``. ``bench/run.py`` runs it as ``search`` (``run(mode)``,
+``markdown``, ``goal``); ``MODES``: ``smoke`` runs the diabetes task only, 2 steps, 2 Optuna
+trials; ``quick`` runs Optuna on digits only and the compile-per-trial loop on its first 16 trials
+(its rate); ``full`` runs everything on both tasks. ``--parts pbt_study`` (not in run.py: minutes)
+runs PBT's defaults against single changes of them (``STUDY_VARIANTS``) over 7 task instances x 3
+run lengths x 16 seeds, each cell against its own grid. It prints JSON lines (``bench/_common.py``'s
+``emit``; names ``search/<task>/<method>``, contender ``summary``) and a Markdown report; ``--json``
+also writes both to a file (the README quotes ``bench/search.json``); nothing else is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import math
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,42 +58,34 @@ from _common import emit, env_info, log, md_table
 import lr_jax
 from lr_jax import spaces, tasks
 
-# num_steps, optuna trials, optuna batch size, sampler seeds (Optuna's TPE; PBT: twice as many)
+
+class Mode(NamedTuple):
+  num_steps: int
+  trials: int  # Optuna trials per study
+  batch: int  # the bridge's trials per program
+  optuna_seeds: int  # TPE seeds
+  user_trials: int  # trials of the compile-per-trial loop (its trials/s is a rate: a prefix measures it)
+  seeds: int  # PBT (and random) seeds
+  tasks: tuple  # the methods' tasks
+  optuna_tasks: tuple
+
+
 MODES = {
-  "smoke": (16, 8, 4, 1),
-  "quick": (300, 64, 16, 2),
-  "full": (300, 64, 16, 3),
+  "smoke": Mode(2, 2, 2, 1, 2, 2, ("diabetes",), ("diabetes",)),
+  # run.py --quick: the compile-per-trial loop (~1 trial/s) on its first 16 trials, Optuna on digits only
+  "quick": Mode(300, 64, 16, 2, 16, 8, ("digits", "diabetes"), ("digits",)),
+  "full": Mode(300, 64, 16, 3, 64, 16, ("digits", "diabetes"), ("digits", "diabetes")),
 }
 LRS = [float(f"{x:.3g}") for x in np.geomspace(3e-4, 3e-1, 8)]
 B1S = [0.5, 0.8, 0.9, 0.99]
 
 
-def make_task(name: str):
-  """``(task, eval_mode)``: digits (accuracy, max) or diabetes (test MSE, min)."""
+def make_task(name: str, seed: int = 0):
+  """``(task, eval_mode)``: digits (accuracy, max) or diabetes (test MSE, min); ``seed`` picks the data
+  split, batch order and initial weights (``lr_jax.tasks``)."""
   if name == "digits":
-    return tasks.make("digits"), "max"
-  make = getattr(tasks, "make_diabetes", None)
-  if make is not None:
-    return make(), "min"
-  return _diabetes_fallback(), "min"  # pragma: no cover - an lr_jax without make_diabetes
-
-
-def _diabetes_fallback():  # pragma: no cover
-  from sklearn.datasets import load_diabetes
-
-  x, y = load_diabetes(return_X_y=True)
-  order = np.random.default_rng(0).permutation(len(y))
-  x, y = x[order], y[order]
-  mx, sx, my, sy = x[100:].mean(0), x[100:].std(0), y[100:].mean(), y[100:].std()
-  x, y = ((x - mx) / sx).astype(np.float32), ((y - my) / sy).astype(np.float32)
-  xb, yb = jnp.asarray(x[100:420].reshape(10, 32, 10)), jnp.asarray(y[100:420].reshape(10, 32))
-  xt, yt = jnp.asarray(x[:100]), jnp.asarray(y[:100])
-
-  def mse(p, b):
-    return jnp.mean(jnp.square(tasks.mlp_apply(p, b[0])[:, 0] - b[1]))
-
-  return tasks.Task("diabetes", mse, tasks.mlp_init(jax.random.key(0), (10, 32, 1)), (xb, yb),
-                    lambda p: mse(p, (xt, yt)), "test_mse")  # fmt: skip
+    return tasks.make("digits", seed=seed), "max"
+  return tasks.make_diabetes(seed=seed), "min"
 
 
 def _opt(h):
@@ -103,29 +108,40 @@ def _timed(fn):
   return out, time.perf_counter() - t0
 
 
-def bench_methods(name: str, num_steps: int, pbt_seeds: int = 1) -> list[dict]:
-  """grid vs halving vs PBT on one task; each run twice (the second, compiled, is timed). PBT (seed
-  0 is the one judged) also runs with seeds 1..pbt_seeds-1, to show its spread."""
+def _summary(values: list[float]) -> dict:
+  v = np.asarray(values, np.float64)
+  return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+
+
+def bench_methods(name: str, num_steps: int, seeds: int = 1) -> list[dict]:
+  """grid vs halving vs PBT (and random search at the same compute) on one task. Each method's first
+  call compiles, the second (seed 0) is timed; PBT and random also run with seeds 1..seeds-1, and are
+  judged by the median over seeds."""
   task, mode = make_task(name)
   common = {"eval_fn": task.eval_fn, "eval_mode": mode, "keep_params": False}
   grid = {"lr": LRS, "b1": B1S}
   lo, hi = min(LRS), max(LRS)
   box = {"lr": spaces.log_uniform(lo, hi), "b1": spaces.uniform(min(B1S), max(B1S))}
 
-  def run_grid():
+  def run_grid(seed=0):
     return lr_jax.sweep(task.loss_fn, task.params, task.batches, optimizer=_opt, grid=grid,
                         num_steps=num_steps, **common)  # fmt: skip
 
-  def run_halving():
+  def run_halving(seed=0):
     return lr_jax.search(task.loss_fn, task.params, task.batches, optimizer=_opt, space=grid, num_steps=num_steps,
                          method="halving", eta=2, min_steps=max(1, num_steps // 8), **common)  # fmt: skip
 
-  def run_pbt(seed=0):
-    return lr_jax.search(task.loss_fn, task.params, task.batches, optimizer=_opt, space=box, num_steps=num_steps,
-                         method="pbt", num_samples=32, sampler="halton", seed=seed, **common)  # fmt: skip
+  def sampled(method):
+    def run(seed=0):
+      return lr_jax.search(task.loss_fn, task.params, task.batches, optimizer=_opt, space=box,
+                           num_steps=num_steps, method=method, num_samples=32, sampler="halton", seed=seed,
+                           **common)  # fmt: skip
+
+    return run
 
   out = {}
-  for label, fn in (("grid", run_grid), ("halving", run_halving), ("pbt", run_pbt)):
+  for label, fn in (("grid", run_grid), ("halving", run_halving), ("pbt", sampled("pbt")),
+                    ("random", sampled("random"))):  # fmt: skip
     log(f"[{name}] {label} ...")
     _, first = _timed(fn)
     res, run_s = _timed(fn)
@@ -134,24 +150,32 @@ def bench_methods(name: str, num_steps: int, pbt_seeds: int = 1) -> list[dict]:
       steps, cfg = 32 * num_steps, res.best()
     else:
       best, steps, cfg = float(res.best()[res.key]), int(res.steps_trained), res.best()
-    out[label] = {"best": best, "steps": steps, "compile_s": max(0.0, first - run_s), "run_s": run_s,
-                  "lr": cfg["lr"], "b1": cfg["b1"]}  # fmt: skip
+    by_seed = [best]
+    if label in ("pbt", "random"):
+      by_seed += [float(fn(seed).best()[res.key]) for seed in range(1, seeds)]
+    out[label] = {"best": best, "by_seed": by_seed, "steps": steps, "compile_s": max(0.0, first - run_s),
+                  "run_s": run_s, "lr": cfg["lr"], "b1": cfg["b1"]}  # fmt: skip
   g = out["grid"]
   recs = []
   for label, r in out.items():
+    seeded = label in ("pbt", "random")
+    stats = _summary(r["by_seed"])
+    judged = stats["median"] if seeded else r["best"]
     rec = {
-      "name": f"search_{label}", "task": name, "metric": task.metric, "mode": mode, "num_steps": num_steps,
-      "best_eval": r["best"], "steps_trained": r["steps"], "steps_vs_grid": r["steps"] / g["steps"],
-      "rel_gap_vs_grid": _rel_gap(r["best"], g["best"], mode), "compile_s": r["compile_s"], "run_s": r["run_s"],
+      "name": f"search/{name}/{label}", "contender": "summary", "task": name, "method": label,
+      "metric": task.metric, "mode": mode, "num_steps": num_steps, "best_eval": judged,
+      "steps_trained": r["steps"], "steps_vs_grid": r["steps"] / g["steps"],
+      "rel_gap_vs_grid": _rel_gap(judged, g["best"], mode), "compile_s": r["compile_s"], "run_s": r["run_s"],
       "best_lr": r["lr"], "best_b1": r["b1"],
     }  # fmt: skip
+    if seeded:
+      rec.update({"seeds": len(r["by_seed"]), "best_eval_by_seed": r["by_seed"], "best_eval_median": stats["median"],
+                  "best_eval_min": stats["min"], "best_eval_max": stats["max"],
+                  "seeds_at_least_grid": sum(_better(v, g["best"], mode) for v in r["by_seed"])})  # fmt: skip
     if label == "halving":
       rec["target_met"] = rec["rel_gap_vs_grid"] <= 0.01 and rec["steps_vs_grid"] <= 1 / 3
     if label == "pbt":
-      rec["target_met"] = _better(r["best"], g["best"], mode)
-      others = [float(run_pbt(seed).best()["eval"]) for seed in range(1, pbt_seeds)]
-      rec["best_eval_by_seed"] = [r["best"], *others]
-      rec["seeds_at_least_grid"] = sum(_better(v, g["best"], mode) for v in rec["best_eval_by_seed"])
+      rec["target_met"] = _better(stats["median"], g["best"], mode)
     recs.append(emit(rec))
   return recs
 
@@ -207,7 +231,14 @@ def _user_warm_loop(task, mode, num_steps, lo, hi, b_lo, b_hi):
   return objective
 
 
-def bench_optuna(name: str, num_steps: int, trials: int, batch: int, seeds: int) -> list[dict]:
+def bench_optuna(
+  name: str, num_steps: int, trials: int, batch: int, seeds: int, user_trials: int | None = None
+) -> list[dict]:
+  """The bridge against Optuna's loop, ``trials`` trials per study and TPE seed. The loop that compiles
+  per trial (``user``) runs its first ``user_trials`` only when fewer are asked (its trials/s is a rate;
+  its best is then not comparable, and the bridge's best is judged against ``user_warm``, the same loop
+  compiled once)."""
+  user_trials = trials if user_trials is None else min(trials, user_trials)
   import optuna
 
   optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -232,25 +263,29 @@ def bench_optuna(name: str, num_steps: int, trials: int, batch: int, seeds: int)
       else:
         make = _user_loop if label == "user" else _user_warm_loop
         objective = make(task, mode, num_steps, lo, hi, b_lo, b_hi)
-        run = lambda study=study, objective=objective: study.optimize(objective, n_trials=trials)
+        n = user_trials if label == "user" else trials
+        run = lambda study=study, objective=objective, n=n: study.optimize(objective, n_trials=n)
       _, secs = _timed(run)
-      assert len(study.trials) == trials
+      assert len(study.trials) == (user_trials if label == "user" else trials)
       out[label].append((secs, float(study.best_value)))
   recs = []
+  count = {"bridge": trials, "user": user_trials, "user_warm": trials}
   base = out["user"]
-  base_tps = trials * len(base) / sum(t for t, _ in base)
+  base_tps = user_trials * len(base) / sum(t for t, _ in base)
   for label, rows in out.items():
     secs = [t for t, _ in rows]
     best = [v for _, v in rows]
-    tps = trials * len(rows) / sum(secs)
+    tps = count[label] * len(rows) / sum(secs)
     rec = {
-      "name": f"search_optuna_{label}", "task": name, "metric": task.metric, "mode": mode, "num_steps": num_steps,
-      "trials": trials, "batch_size": batch if label == "bridge" else 1, "seeds": len(rows), "seconds": secs,
+      "name": f"search/{name}/optuna_{label}", "contender": "summary", "task": name, "method": f"optuna_{label}",
+      "metric": task.metric, "mode": mode, "num_steps": num_steps,
+      "trials": count[label], "batch_size": batch if label == "bridge" else 1, "seeds": len(rows), "seconds": secs,
       "trials_per_s": tps, "speedup_vs_user": tps / base_tps, "best": best, "best_mean": float(np.mean(best)),
       "best_spread": float(np.ptp(best)),
     }  # fmt: skip
     recs.append(rec)
-  b, u = recs[0], recs[1]
+  b, u = recs[0], recs[1] if user_trials == trials else recs[2]
+  recs[0]["quality_vs"] = u["method"]
   spread = max(b["best_spread"], u["best_spread"])
   gap = (u["best_mean"] - b["best_mean"]) if mode == "max" else (b["best_mean"] - u["best_mean"])
   # As good: within the spread over seeds (float32 rounding when the spread is 0, i.e. one seed).
@@ -263,64 +298,263 @@ def _fmt(x: float) -> str:
   return f"{x:.4g}"
 
 
-def table(method_recs: list[dict], optuna_recs: list[dict]) -> str:
-  rows = []
+LABELS = {
+  "grid": "grid, 8 rates x 4 `b1`",
+  "halving": "halving (eta 2, the grid's 32 candidates)",
+  "pbt": "PBT (defaults; 32 Halton members of the grid's box)",
+  "random": "random (the same 32 Halton trials, no exploit)",
+}
+OPTUNA_LABELS = {
+  "optuna_bridge": 'bridge (`method="optuna"`)',
+  "optuna_user": "`study.optimize`, step jitted in the objective",
+  "optuna_user_warm": "`study.optimize`, one step compiled, rates as arguments",
+}
+
+
+def _split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+  methods = [r for r in rows if r.get("method") in LABELS]
+  return methods, [r for r in rows if r.get("method") in OPTUNA_LABELS]
+
+
+def _method_table(method_recs: list[dict]) -> str:
+  body = []
   for r in method_recs:
     met = r.get("target_met")
-    by_seed = r.get("best_eval_by_seed")
-    seeds = (
-      "" if by_seed is None else f"{', '.join(_fmt(v) for v in by_seed)} ({r['seeds_at_least_grid']} >= grid)"
-    )
-    rows.append([r["task"], r["name"].removeprefix("search_"), f"{r['metric']} ({r['mode']})", _fmt(r["best_eval"]),
+    if "seeds" in r:
+      best = f"{_fmt(r['best_eval_median'])} ({_fmt(r['best_eval_min'])}-{_fmt(r['best_eval_max'])})"
+      seeds = f"{r['seeds_at_least_grid']}/{r['seeds']}"
+    else:
+      best, seeds = _fmt(r["best_eval"]), ""
+    body.append([r["task"], LABELS[r["method"]], f"{r['metric']} ({r['mode']})", best, seeds,
                  f"{r['steps_vs_grid']:.2f}", f"{100 * r['rel_gap_vs_grid']:.2f}%", f"{r['run_s']:.2f}",
-                 "" if met is None else ("yes" if met else "NO"), seeds])  # fmt: skip
-  hdr = [
-    "task",
-    "method",
-    "metric",
-    "best",
-    "steps / grid",
-    "worse than grid",
-    "run s",
-    "target met",
-    "PBT by seed",
-  ]
-  out = md_table(hdr, rows) if rows else ""
-  rows = []
+                 "" if met is None else ("yes" if met else "NO")])  # fmt: skip
+  hdr = ["task", "method", "metric", "best: median (min-max) over seeds", "seeds >= grid", "steps / grid",
+         "worse than grid (median)", "run s (seed 0)", "target met"]  # fmt: skip
+  return md_table(hdr, body) if body else ""
+
+
+def _optuna_table(optuna_recs: list[dict]) -> str:
+  body = []
+  full = max((r["trials"] for r in optuna_recs), default=0)
   for r in optuna_recs:
     met = r.get("target_met")
-    rows.append([r["task"], r["name"].removeprefix("search_optuna_"), r["batch_size"], f"{r['trials_per_s']:.2f}",
-                 f"{r['speedup_vs_user']:.1f}x", f"{_fmt(r['best_mean'])} ± {_fmt(r['best_spread'] / 2)}",
-                 "" if met is None else ("yes" if met else "NO")])  # fmt: skip
-  hdr = ["task", "Optuna loop", "trials / program", "trials/s", "vs user loop", "best (mean ± half-range)",
+    label = OPTUNA_LABELS[r["method"]] + (f" (its first {r['trials']} trials)" if r["trials"] < full else "")
+    best = ", ".join(_fmt(v) for v in r["best"]) if r["trials"] == full else "(fewer trials)"
+    body.append([r["task"], label, r["batch_size"], f"{r['trials_per_s']:.2f}", f"{r['speedup_vs_user']:.1f}x",
+                 best, "" if met is None else ("yes" if met else "NO")])  # fmt: skip
+  hdr = ["task", f"{full} TPE trials", "trials / program", "trials/s", "vs user loop", "best, by sampler seed",
          "target met"]  # fmt: skip
-  return "\n\n".join(t for t in (out, md_table(hdr, rows) if rows else "") if t)
+  return md_table(hdr, body) if body else ""
 
 
-def run(
-  mode: str = "quick", task_names=("digits", "diabetes"), parts=("methods", "optuna")
-) -> tuple[list[dict], str]:
-  num_steps, trials, batch, seeds = MODES[mode]
+def markdown(rows: list[dict]) -> str:
+  """The report's section: the methods against the grid, then the Optuna bridge against Optuna's loop."""
+  method_recs, optuna_recs = _split(rows)
+  out = ["### Search: halving, PBT and the Optuna bridge against a 32-point grid"]
+  if method_recs:
+    n = method_recs[0]["num_steps"]
+    out += [_method_table(method_recs), (
+      f"Adam, {n} steps per trial, one task per block; each contender is judged by its best trial's held-out "
+      "score. PBT and random search are seeded (the seed scrambles the Halton population and drives PBT's "
+      "choices): their best is the median over seeds, with its range and the number of seeds at least as "
+      "good as the grid; the grid and halving have no seed. Targets: halving within 1% of the grid's best "
+      "for <= 1/3 of its steps; PBT's median at least as good as the grid's best at the grid's compute."
+    )]  # fmt: skip
+  if optuna_recs:
+    vs = next((r["quality_vs"] for r in optuna_recs if "quality_vs" in r), "optuna_user")
+    out += [_optuna_table(optuna_recs), (
+      "Times are end to end (asks, compiles, training, tells); the bridge compiles once per process. "
+      "Target: >= 5x the trials per second of the user loop (the first row of `study.optimize`), and a "
+      f"best as good as the loop's ({OPTUNA_LABELS[vs]}) within the spread over sampler seeds."
+    )]  # fmt: skip
+  return "\n\n".join(out) + "\n"
+
+
+def goal(rows: list[dict]) -> str:
+  """One line for run.py's goals (issue 14)."""
+  method_recs, optuna_recs = _split(rows)
+  parts = []
+  halving = [r for r in method_recs if r["method"] == "halving"]
+  if halving:
+    parts.append(
+      "halving within 1% of the grid's best for <= 1/3 of its steps ("
+      + ", ".join(
+        f"{r['task']} {100 * r['rel_gap_vs_grid']:.2f}% worse, {r['steps_vs_grid']:.2f} of the steps"
+        for r in halving
+      )
+      + f"): {_ok(all(r['target_met'] for r in halving))}"
+    )
+  pbt = [r for r in method_recs if r["method"] == "pbt"]
+  if pbt:
+    parts.append(
+      "PBT at the grid's compute, median over seeds at least as good as the grid's best ("
+      + ", ".join(
+        f"{r['task']} {_fmt(r['best_eval_median'])}, {r['seeds_at_least_grid']}/{r['seeds']} seeds"
+        for r in pbt
+      )
+      + f"): {_ok(all(r['target_met'] for r in pbt))}"
+    )
+  bridge = [r for r in optuna_recs if r["method"] == "optuna_bridge"]
+  if bridge:
+    parts.append(
+      "Optuna bridge >= 5x the trials/s of Optuna's loop, as good a best ("
+      + ", ".join(f"{r['task']} {r['speedup_vs_user']:.1f}x" for r in bridge)
+      + f"): {_ok(all(r['target_met'] for r in bridge))}"
+    )
+  return "- Search (issue 14): " + "; ".join(parts) + "." if parts else ""
+
+
+def _ok(flag: bool) -> str:
+  return "**met**" if flag else "**not met**"
+
+
+def run(mode: str = "quick", task_names=None, parts=("methods", "optuna")) -> tuple[list[dict], str]:
+  m = MODES[mode]
   method_recs, optuna_recs = [], []
-  for name in task_names if "methods" in parts else ():
-    method_recs += bench_methods(name, num_steps, 2 * seeds)
-  for name in task_names if "optuna" in parts else ():
-    optuna_recs += bench_optuna(name, num_steps, trials, batch, seeds)
-  return method_recs + optuna_recs, table(method_recs, optuna_recs)
+  for name in (task_names or m.tasks) if "methods" in parts else ():
+    method_recs += bench_methods(name, m.num_steps, m.seeds)
+  if "optuna" in parts and importlib.util.find_spec("optuna") is None:
+    log("optuna is not installed (the `search` extra): the Optuna bridge part is skipped")
+    parts = tuple(p for p in parts if p != "optuna")
+  for name in (task_names or m.optuna_tasks) if "optuna" in parts else ():
+    optuna_recs += bench_optuna(name, m.num_steps, m.trials, m.batch, m.optuna_seeds, m.user_trials)
+  rows = method_recs + optuna_recs
+  return rows, markdown(rows)
+
+
+# ``--parts pbt_study``: PBT's defaults against single changes of them, over task instances (data
+# seeds), run lengths and PBT seeds, each cell next to its own grid. Not part of run.py (minutes).
+STUDY_INSTANCES = (("digits", 0), ("digits", 1), ("digits", 2), ("diabetes", 0), ("diabetes", 1),
+                   ("diabetes", 2), ("diabetes", 3))  # fmt: skip
+STUDY_STEPS = (150, 300, 600)
+STUDY_VARIANTS = {
+  "defaults": {},
+  "random (no exploit)": {"method": "random"},
+  "interval n/20": {"interval_div": 20},
+  "resample_prob 0.5": {"resample_prob": 0.5},
+  "quantile 0.125": {"quantile": 0.125},
+  "n/20 + resample 0.5": {"interval_div": 20, "resample_prob": 0.5},
+}
+
+
+def pbt_study(seeds: int = 16, instances=STUDY_INSTANCES, steps=STUDY_STEPS) -> list[dict]:
+  """For every task instance and run length: the grid's best, and each variant's best per PBT seed
+  (32 Halton members of the grid's box, the grid's compute)."""
+  recs = []
+  for name, data_seed in instances:
+    task, mode = make_task(name, data_seed)
+    common = {"eval_fn": task.eval_fn, "eval_mode": mode, "keep_params": False}
+    box = {"lr": spaces.log_uniform(min(LRS), max(LRS)), "b1": spaces.uniform(min(B1S), max(B1S))}
+    for n in steps:
+      log(f"[study] {name}:{data_seed} {n} steps ...")
+      g = lr_jax.sweep(task.loss_fn, task.params, task.batches, optimizer=_opt, grid={"lr": LRS, "b1": B1S},
+                       num_steps=n, **common)  # fmt: skip
+      gbest = float(np.nanmax(g.eval) if mode == "max" else np.nanmin(g.eval))
+      gcfg = g.best()
+      for label, kw in STUDY_VARIANTS.items():
+        kw = dict(kw)
+        method = kw.pop("method", "pbt")
+        if "interval_div" in kw:
+          kw["interval"] = max(1, n // kw.pop("interval_div"))
+        vals = [
+          float(lr_jax.search(task.loss_fn, task.params, task.batches, optimizer=_opt, space=box, num_steps=n,
+                              method=method, num_samples=32, sampler="halton", seed=s, **common, **kw).best()["eval"])
+          for s in range(seeds)
+        ]  # fmt: skip
+        recs.append(emit({"name": f"search_study/{name}:{data_seed}/{n}/{label}", "contender": "study",
+                          "task": name, "data_seed": data_seed, "num_steps": n, "variant": label, "mode": mode,
+                          "grid_best": gbest, "grid_lr": gcfg["lr"], "grid_b1": gcfg["b1"],
+                          "best_by_seed": vals}))  # fmt: skip
+  return recs
+
+
+def study_tables(recs: list[dict]) -> tuple[str, str]:
+  """Per variant: over the cells (instance x run length), how often PBT's median over seeds is at least
+  as good as the grid, the mean of (median gain over the grid), and, seed by seed against the defaults
+  (the same initial population), in how many cells its median paired difference is better or worse."""
+  cells: dict = {}
+  for r in recs:
+    v = np.asarray(r["best_by_seed"])
+    sign = 1.0 if r["mode"] == "max" else -1.0
+    gain = sign * (v - r["grid_best"]) / abs(r["grid_best"])  # > 0: better than the grid, relative
+    cell = cells.setdefault((r["task"], r["data_seed"], r["num_steps"]), {})
+    cell[r["variant"]] = gain
+    cell["grid"] = f"{r['grid_best']:.4g} ({r['grid_lr']:.3g}, {r['grid_b1']:.3g})"
+  body = []
+  for label in STUDY_VARIANTS:
+    med = np.array([np.median(c[label]) for c in cells.values()])
+    diff = np.array([np.median(c[label] - c["defaults"]) for c in cells.values()])
+    seeds_ok = np.mean([np.mean(c[label] >= 0) for c in cells.values()])
+    body.append([label, f"{int((med >= 0).sum())}/{len(med)}", f"{100 * med.mean():+.2f}%",
+                 f"{100 * np.median(med):+.2f}%", f"{100 * seeds_ok:.0f}%",
+                 "" if label == "defaults" else f"{int((diff > 0).sum())} / {int((diff < 0).sum())}"])  # fmt: skip
+  hdr = ["variant", "cells: median >= grid", "mean of median gain", "median of median gain", "seeds >= grid",
+         "cells better / worse than defaults"]  # fmt: skip
+  per_cell = []
+  for (task, ds, n), c in cells.items():
+    gains = [f"{100 * np.median(c[label]):+.2f}%" for label in STUDY_VARIANTS]
+    per_cell.append([f"{task}:{ds}", n, c["grid"], *gains])
+  return md_table(hdr, body), md_table(
+    ["task:data seed", "steps", "grid's best (lr, b1)", *STUDY_VARIANTS], per_cell
+  )
+
+
+def study_markdown(recs: list[dict]) -> str:
+  """The study's section: :func:`study_tables` with their titles."""
+  summary, per_cell = study_tables(recs)
+  cells = {(r["task"], r["data_seed"], r["num_steps"]) for r in recs}
+  seeds = len(recs[0]["best_by_seed"]) if recs else 0
+  return (
+    f"### PBT's defaults against single changes ({len(cells)} cells, {seeds} PBT seeds each)\n\n"
+    + summary
+    + "\n\nMedian over seeds of the gain of the best held-out score over the grid's best (relative; > 0 "
+    "is better), per cell:\n\n" + per_cell + "\n"
+  )
+
+
+def readme_tables(rows: list[dict]) -> str:
+  """What the README quotes of a run: the methods' table, the Optuna table, the goals line, and the
+  PBT study's summary (each present when the run has it)."""
+  method_recs, optuna_recs = _split(rows)
+  study = [r for r in rows if r.get("contender") == "study"]
+  parts = [_method_table(method_recs), _optuna_table(optuna_recs), goal(method_recs + optuna_recs)]
+  if study:
+    parts.append(study_tables(study)[0])
+  return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_json(path: str, argv, mode: str, rows: list[dict], md: str, info: dict, seconds: float) -> None:
+  doc = {"command": "python bench/bench_search.py " + " ".join(argv), "mode": mode, "env": info,
+         "seconds": seconds, "records": rows, "markdown": md}  # fmt: skip
+  Path(path).write_text(json.dumps(doc, indent=1, default=float) + "\n")
 
 
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--mode", choices=list(MODES), default="quick")
-  ap.add_argument("--tasks", nargs="+", choices=["digits", "diabetes"], default=["digits", "diabetes"])
-  ap.add_argument("--parts", nargs="+", choices=["methods", "optuna"], default=["methods", "optuna"])
+  ap.add_argument("--tasks", nargs="+", choices=["digits", "diabetes"], default=None,
+                  help="default: the mode's (smoke: diabetes; quick, full: digits and diabetes)")  # fmt: skip
+  ap.add_argument("--parts", nargs="+", choices=["methods", "optuna", "pbt_study"], default=["methods", "optuna"],
+                  help="pbt_study: PBT's defaults against single changes (minutes; --study-seeds)")  # fmt: skip
+  ap.add_argument("--study-seeds", type=int, default=16, help="PBT seeds per cell of pbt_study")
+  ap.add_argument("--json", default=None, help="also write the records and the report to this JSON file")
+  argv = sys.argv[1:] if argv is None else list(argv)
   args = ap.parse_args(argv)
   info = env_info()
   emit({"name": "search_env", **info})
   t0 = time.perf_counter()
-  _, md = run(args.mode, tuple(args.tasks), tuple(args.parts))
+  parts = tuple(p for p in args.parts if p != "pbt_study")
+  rows, md = run(args.mode, tuple(args.tasks) if args.tasks else None, parts) if parts else ([], "")
+  if rows:
+    md += "\n" + goal(rows) + "\n"
+  if "pbt_study" in args.parts:
+    study = pbt_study(args.study_seeds)
+    rows += study
+    md += "\n" + study_markdown(study)
   print()
   print(md)
+  if args.json:
+    write_json(args.json, argv, args.mode, rows, md, info, time.perf_counter() - t0)
   load = info.get("load_avg_1m", math.nan)
   print(f"\n(mode {args.mode}, {time.perf_counter() - t0:.0f} s; {info['device']}, {info['cpu_count']} CPUs, "
         f"1-minute load {load:.1f} at the start: a shared machine, so compare ratios, not seconds)")  # fmt: skip

@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import _common
 
-BENCHES = ("optimizers", "schedules", "eager", "sweep", "finder", "lr_free")
+BENCHES = ("optimizers", "schedules", "eager", "sweep", "finder", "lr_free", "search")
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 
@@ -122,7 +122,12 @@ def goals(summaries: dict[str, list[dict]], env: dict) -> str:
     line = importlib.import_module("bench_lr_free").goal(lf)
     if line:
       lines.append(line)
-  return "### Goals (issues 6, 10 and 13), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
+  se = summaries.get("search", [])
+  if se:
+    line = importlib.import_module("bench_search").goal(se)
+    if line:
+      lines.append(line)
+  return "### Goals (issues 6, 10, 13 and 14), from this run\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def report_from_json(path) -> str:
@@ -157,6 +162,9 @@ def report_from_json(path) -> str:
         md += "\n" + module.markdown_data(streamed[0], pick("sweep_data/", "memory_data"))
     elif name == "lr_free":
       rows = pick("lr_free/", "summary")
+      md = module.markdown(rows)
+    elif name == "search":
+      rows = pick("search/", "summary")
       md = module.markdown(rows)
     else:
       rows = pick("finder/", "summary")

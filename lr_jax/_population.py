@@ -62,13 +62,17 @@ def _lane_score(c, data, eval_batches, spec):
   return _sw._lane_final(c, data, eval_batches, spec)["train_loss"]
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "length"), donate_argnames=("carry",))
-def _advance(carry, hp, mask, data, eval_batches, t0, *, spec, length: int):
-  def local(carry, hp, mask, data, eval_batches, t0):
+@functools.partial(jax.jit, static_argnames=("spec", "length", "score"), donate_argnames=("carry",))
+def _advance(carry, hp, mask, data, score_data, eval_batches, t0, *, spec, length: int, score: bool = True):
+  """``length`` steps on ``data`` (stacked: indexed by the clock; streamed: this chunk, scanned), then
+  the score on ``score_data`` (the training batches for a score without ``eval_fn``; else unused), or
+  NaN with ``score=False`` (a streamed advance's chunks before its last)."""
+
+  def local(carry, hp, mask, data, score_data, eval_batches, t0):
     def lane(x):
       c0, h, m = x
       c, losses, _ = _sw._lane_steps(c0, h, data, eval_batches, t0, spec, length)
-      score = _lane_score(c, data, eval_batches, spec)
+      score_ = _lane_score(c, score_data, eval_batches, spec) if score else jnp.float32(jnp.nan)
       keep = functools.partial(jnp.where, m)
       train, frozen, state, alive = c
       c = (
@@ -77,11 +81,11 @@ def _advance(carry, hp, mask, data, eval_batches, t0, *, spec, length: int):
         jax.tree_util.tree_map(keep, state, c0[2]),
         keep(alive, c0[3]),
       )
-      return c, jnp.where(m, losses, jnp.nan), jnp.where(m, score, jnp.nan)
+      return c, jnp.where(m, losses, jnp.nan), jnp.where(m, score_, jnp.nan)
 
     return _sw._over_configs(lane, (carry, hp, mask), spec)
 
-  return _sw._sharded(local, spec, 3, 3)(carry, hp, mask, data, eval_batches, t0)
+  return _sw._sharded(local, spec, 3, 4)(carry, hp, mask, data, score_data, eval_batches, t0)
 
 
 @jax.jit
@@ -150,6 +154,7 @@ class Population:
   trained, counting the steps of the lane it was copied from), ``step`` (the population's clock: steps
   advanced so far; batch ``t % num_batches`` feeds step t), ``steps_trained`` (total lane-steps
   computed on unmasked lanes, the budget spent), ``alive`` (``[size]`` bool: no non-finite loss yet).
+  With an iterable ``batches``, step t trains every lane on the t-th batch read.
   """
 
   def __init__(self, plan, n: int, fn: str):
@@ -213,17 +218,63 @@ class Population:
         raise ValueError(
           f"{fn}: `mask` must be a bool array with one entry per lane ({self.size}), got {mask!r}."
         )
-    mp = np.concatenate([m, np.zeros(self._padded() - self.size, bool)])
+    mp = self._put_exact(np.concatenate([m, np.zeros(self._padded() - self.size, bool)]))
     plan = self._plan
-    carry, losses, score = _advance(
-      self._carry, self._hp_dev, self._put_exact(mp), plan.batches, plan.eval_batches,
-      jnp.asarray(self.step, jnp.int32), spec=self._spec, length=steps,
-    )  # fmt: skip
-    self._carry = carry
+    if self._stream is None:
+      score_data = None if self._spec.eval_fn is not None else plan.batches
+      carry, losses, score = _advance(
+        self._carry, self._hp_dev, mp, plan.batches, score_data, plan.eval_batches,
+        jnp.asarray(self.step, jnp.int32), spec=self._spec, length=steps,
+      )  # fmt: skip
+      self._carry = carry
+    else:
+      losses, score = self._advance_streamed(steps, mp)
     self.step += steps
     self.steps = self.steps + steps * m
     self.steps_trained += steps * int(m.sum())
     return Advanced(_sw._fetch(losses)[: self.size], _sw._fetch(score)[: self.size])
+
+  def _advance_streamed(self, steps: int, mask):
+    """``advance`` on an iterable ``batches``: ``chunk_steps`` batches at a time are read, stacked and
+    trained by one scan (the next chunk is read and sent while one runs: two chunks in memory at
+    most); the score comes after the last chunk, on it when there is no ``eval_fn``."""
+    plan, spec, fn = self._plan, self._spec, self._fn
+    if steps == 0:  # a score, no training: on the last chunk read
+      if self._last is None and spec.eval_fn is None:
+        raise ValueError(
+          f"{fn}: with an iterable `batches` and no `eval_fn`, a lane is scored on the batches it last "
+          "trained on: advance at least one step first."
+        )
+      last = self._last
+      empty = (
+        jax.tree_util.tree_map(lambda x: x[:0], last)
+        if last is not None
+        else _sw._place(self._empty, spec.mesh)
+      )
+      carry, losses, score = _advance(
+        self._carry, self._hp_dev, mask, empty, None if spec.eval_fn is not None else last, plan.eval_batches,
+        jnp.asarray(self.step, jnp.int32), spec=spec, length=0,
+      )  # fmt: skip
+      self._carry = carry
+      return losses, score
+    parts = _sw._parts(steps, self._chunk_steps, None)
+    data = _sw._place(self._stream.chunk(parts[0][1]), spec.mesh)
+    rows = []
+    for n, (t0, length) in enumerate(parts):
+      last = n + 1 == len(parts)
+      score_data = data if last and spec.eval_fn is None else None
+      carry, losses, score = _advance(
+        self._carry, self._hp_dev, mask, data, score_data, plan.eval_batches,
+        jnp.asarray(self.step + t0, jnp.int32), spec=spec, length=length, score=last,
+      )  # fmt: skip
+      self._carry = carry
+      if last:
+        self._last = data
+      else:
+        data = _sw._place(self._stream.chunk(parts[n + 1][1]), spec.mesh)  # read and sent while this runs
+      jax.block_until_ready(losses)  # else the loop would read the whole stream ahead of the device
+      rows.append(losses)
+    return (rows[0] if len(rows) == 1 else jnp.concatenate(rows, axis=1)), score
 
   def evaluate(self) -> np.ndarray:
     """The score of every lane now (``advance(0).score``), without training."""
@@ -313,7 +364,12 @@ class Population:
     """``{"train_loss": [size], "eval": [size] (with an eval_fn)}`` of the lanes now: the mean loss over
     every training batch and ``eval_fn``'s value, NaN for a diverged lane (``sweep``'s final numbers)."""
     plan = self._plan
-    out = _sw._run_final(self._carry, plan.batches, plan.eval_batches, spec=self._spec)
+    data = plan.batches
+    if self._stream is not None:
+      if self._last is None:
+        raise ValueError(f"{self._fn}: with an iterable `batches`, finalize after at least one step.")
+      data = self._last
+    out = _sw._run_final(self._carry, data, plan.eval_batches, spec=self._spec)
     return {k: _sw._fetch(v)[: self.size] for k, v in out.items()}
 
   def params(self, lanes=None):
@@ -356,6 +412,7 @@ def start(
   eval_batches: Any = None,
   max_parallel: int | None = None,
   mesh=None,
+  chunk_steps: int | None = None,
   fn: str = "search",
 ) -> Population:
   """Starts a population: lane i gets ``hparams[name][i]`` and seed ``seeds[i]`` and is initialised
@@ -363,28 +420,31 @@ def start(
 
   Args are those of :func:`lr_jax.sweep`, except ``hparams`` (``{name: [n] values}``, numbers; integer
   columns are int32, others float32) and ``seeds`` (one per lane; default ``0..n-1`` with an
-  ``init_fn``). ``batches`` must be stacked (or a list of batches): lanes continue from the
-  population's clock, which indexes them. ``fn`` names the caller in error messages.
+  ``init_fn``). Stacked ``batches`` (or a list of batches) are indexed by the population's clock
+  (step t uses batch ``t % n``); an iterable is read as the clock advances, ``chunk_steps`` batches
+  at a time (as in ``sweep``), every lane training on the same batch at the same step, and a score
+  without ``eval_fn`` is then the mean loss over the last chunk read. ``fn`` names the caller in
+  error messages.
   """
   cols, n = _columns(hparams, fn)
   _sw._check_functions(loss_fn, optimizer, eval_fn, eval_mode, init_fn, fn=fn)
-  if _loop.is_stream(batches):
-    raise ValueError(
-      f"{fn}: `batches` must be stacked batches or a list of batches (lanes are advanced and copied from "
-      f"the population's step, which indexes them), got an iterable {type(batches).__name__}."
-    )
   lane_seeds = _lane_seeds(seeds, n, init_fn, fn)
   grid = [{k: v[i].item() for k, v in cols.items()} for i in range(n)]
   try:
     args = _sw._check_arguments(
       loss_fn, params, batches, optimizer, grid, 1, init_fn, None, eval_fn, eval_mode, eval_batches,
-      None, True, None, max_parallel, mesh, False,
+      None, True, chunk_steps, max_parallel, mesh, False,
     )  # fmt: skip
   except ValueError as e:
     msg = str(e)
     raise ValueError(f"{fn}: {msg.removeprefix('sweep: ')}") from None
   plan = _sw._plan(args, loss_fn, optimizer, eval_fn, init_fn, mesh)
   pop = Population(plan, n, fn)
+  pop._stream, pop._chunk_steps, pop._last = args.stream, args.chunk_steps, None
+  if args.stream is not None:
+    args.stream.fn = fn  # its errors (a source that runs out, a batch of another shape) name the caller
+    # a zero-step chunk (an evaluation before any step reads nothing)
+    pop._empty = jax.tree_util.tree_map(lambda x: np.zeros((0, *x.shape[1:]), x.dtype), args.stream.spec())
   pop._hp = {k: np.concatenate([v, np.repeat(v[-1:], pop._padded() - n)]) for k, v in args.columns.items()}
   pop._hp_dev = plan.hp
   pop._seeds = pop._pad(lane_seeds)

@@ -305,6 +305,7 @@ def search(
   max_parallel: int | None = None,
   mesh: Mesh | None = None,
   progress: bool = False,
+  chunk_steps: int | None = None,
   **options,
 ) -> SearchResult:
   """Samples hyperparameter configurations and trains them together, stopping or copying trials.
@@ -344,7 +345,14 @@ def search(
 
   Args:
     loss_fn, params, batches, optimizer, init_fn, eval_fn, eval_mode, eval_batches, keep_params,
-      max_parallel, mesh, progress: as in :func:`lr_jax.sweep` (``batches`` stacked or a list).
+      max_parallel, mesh, progress, chunk_steps: as in :func:`lr_jax.sweep`. ``batches`` may be
+      stacked, a list, or any iterable of batches (a generator, a data loader), read ``chunk_steps``
+      batches at a time as the trials advance: every trial trains on the t-th batch read at its
+      step t, whether it continues (halving), is copied (PBT) or not. Without ``eval_fn`` a trial
+      on an iterable is scored on the last chunk it trained on (its mean loss after the chunk).
+      ``brackets`` starts each bracket from step 0 again, so it needs stacked batches, a list or a
+      re-iterable source (read again from its start), not an iterator; ``method="optuna"`` needs
+      stacked batches or a list.
     space: ``{name: dimension}`` with :mod:`lr_jax.spaces` dimensions, Optuna distributions, lists
       (categorical) or numbers (fixed).
     num_steps: steps of a trial that runs to the end, >= 1.
@@ -429,6 +437,11 @@ def search(
     perturb = tuple(_real_in(f, "perturb", 0.0, math.inf, fn, lo_open=True) for f in perturb)
   sizes = None
   if method == "halving" and brackets > 1:
+    if _loop.is_stream(batches) and iter(batches) is batches:
+      raise ValueError(
+        f"{fn}: Hyperband's brackets each start from step 0, so `batches` must be stacked, a list or a "
+        f"re-iterable source, got an iterator {type(batches).__name__} with brackets={brackets}."
+      )
     if num_samples is None:
       raise ValueError(f"{fn}: `brackets` (Hyperband) draws its trials: give `num_samples`, got None.")
     sizes = hyperband_sizes(int(num_samples), eta, brackets)
@@ -446,7 +459,8 @@ def search(
     pop = _pp.start(
       loss_fn, params, batches, optimizer=optimizer, hparams={k: v[lo:hi] for k, v in cols.items()},
       seeds=None if out_seeds is None else out_seeds[lo:hi], init_fn=init_fn, eval_fn=eval_fn,
-      eval_mode=eval_mode, eval_batches=eval_batches, max_parallel=max_parallel, mesh=mesh, fn=fn,
+      eval_mode=eval_mode, eval_batches=eval_batches, max_parallel=max_parallel, mesh=mesh,
+      chunk_steps=chunk_steps, fn=fn,
     )  # fmt: skip
     return _Book(pop, num_steps, progress), pop
 

@@ -4,12 +4,14 @@ Timings are never asserted; this checks the scripts, their JSON records and the 
 """
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -17,7 +19,14 @@ pytest.importorskip("sklearn")
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-TITLES = ("### Optimizer step", "### Schedules", "### Eager scalar call", "### Sweep", "### LR range test")
+TITLES = (
+  "### Optimizer step",
+  "### Schedules",
+  "### Eager scalar call",
+  "### Sweep",
+  "### LR range test",
+  "### Search",
+)
 
 
 def _run_module():
@@ -95,7 +104,14 @@ def test_run_smoke_writes_json_and_report(tmp_path, capsys):
   data = json.loads(path.read_text())
   assert data["env"]["jax_version"] and data["env"]["device"]
   records = data["records"]
-  assert {r["name"].split("/")[0] for r in records} >= {"optimizer", "schedule", "eager", "sweep", "finder"}
+  assert {r["name"].split("/")[0] for r in records} >= {
+    "optimizer",
+    "schedule",
+    "eager",
+    "sweep",
+    "finder",
+    "search",
+  }
   for r in records:
     assert {"name", "backend", "jax_version"} <= set(r)
     if r["contender"] not in ("summary", "memory", "profile"):
@@ -114,6 +130,14 @@ def test_run_smoke_writes_json_and_report(tmp_path, capsys):
   assert any(r["optax_s"] for r in eager) and any(r["torch_step_s"] for r in eager)
   sweep = [r for r in records if r["name"].startswith("sweep/") and r["contender"] == "summary"]
   assert sweep[0]["strategy"] in ("vmap", "chunked", "map")
+  # the search bench: every method against the grid (PBT and random over 2 seeds), and Optuna's three loops
+  search = {r["method"]: r for r in records if r["name"].startswith("search/")}
+  optuna = (
+    {"optuna_bridge", "optuna_user", "optuna_user_warm"} if importlib.util.find_spec("optuna") else set()
+  )
+  assert set(search) == {"grid", "halving", "pbt", "random", *optuna}
+  assert len(search["pbt"]["best_eval_by_seed"]) == 2 and search["grid"]["steps_vs_grid"] == 1
+  assert search["pbt"]["best_eval"] == np.median(search["pbt"]["best_eval_by_seed"])
   assert not (tmp_path / "latest.md").exists()  # smoke runs never replace the committed report
   # the report rebuilt from the saved JSON has the same tables
   assert run.main(["--from-json", str(path)]) == 0

@@ -7,6 +7,7 @@ differently. The functions are module-level, so every test shares the compiled p
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -318,9 +319,64 @@ def test_bad_arguments_raise_named_value_errors(kw, match):
     search(loss, W0, DATA, **(args | kw))
 
 
-def test_streamed_batches_are_refused():
-  with pytest.raises(ValueError, match=r"search: `batches` must be stacked"):
-    search(loss, W0, (b for b in DATA), optimizer=adam, space={"lr": [0.1]}, num_steps=2)
+# Streamed batches: 4 different batches, cycled; a generator yields the same sequence one at a time.
+DATA4 = 0.1 * jnp.arange(8.0).reshape(4, 2)
+
+
+def _stream(count, read):
+  for t in range(count):
+    read.append(t)
+    yield np.asarray(DATA4[t % 4])
+
+
+@pytest.mark.parametrize(
+  ("method", "kw"),
+  [("random", {}), ("halving", {"eta": 4, "min_steps": 2}), ("pbt", {"interval": 3, "quantile": 0.25})],
+)
+def test_streamed_batches_train_like_stacked(method, kw):
+  # every trial trains on the t-th batch read at its step t (the population's clock), so a generator
+  # of the cycled batches gives the stacked run's result; chunks of 3 split rungs and intervals
+  space = {"lr": spaces.log_uniform(1e-3, 0.45), "decay": spaces.uniform(0.7, 1.0)}
+  args = {"space": space, "num_samples": 8, "num_steps": 8, "method": method, "seed": 2, **KW, **kw}
+  stacked = search(loss, W0, DATA4, **args)
+  read = []
+  streamed = search(loss, W0, _stream(100, read), chunk_steps=3, **args)
+  assert read == list(range(8))  # exactly num_steps batches, read in order
+  assert streamed.configs == stacked.configs and streamed.steps.tolist() == stacked.steps.tolist()
+  np.testing.assert_array_equal(streamed.score, stacked.score)
+  np.testing.assert_array_equal(streamed.losses, stacked.losses)
+  for got, want in ((streamed.rungs, stacked.rungs), (streamed.lineage, stacked.lineage)):
+    assert (got is None) == (want is None)
+  if method == "halving":
+    assert [r.kept.tolist() for r in streamed.rungs] == [r.kept.tolist() for r in stacked.rungs]
+  if method == "pbt":
+    np.testing.assert_array_equal(streamed.lineage, stacked.lineage)
+  np.testing.assert_array_equal(streamed.best_params(), stacked.best_params())
+
+
+def test_streamed_score_without_eval_fn_is_the_last_chunk_loss():
+  read = []
+  res = search(loss, W0, _stream(8, read), optimizer=opt, space={"lr": [0.05, 0.2], "decay": 0.9}, num_steps=8,
+               chunk_steps=3)  # fmt: skip
+  assert read == list(range(8)) and res.key == "train_loss"
+  last = np.asarray(DATA4)[[6 % 4, 7 % 4]].astype(np.float64)  # chunks of 3, 3, 2: the last is t = 6, 7
+  for i, w in enumerate(np.asarray(res.params, np.float64)):
+    want = np.mean([np.sum((w - b) ** 2) for b in last])  # the mean loss over it, after training
+    np.testing.assert_allclose(res.score[i], want, rtol=1e-6)
+
+
+def test_streamed_batches_errors():
+  gen = (np.asarray(b) for b in DATA4)
+  with pytest.raises(ValueError, match=r"search: Hyperband's brackets each start from step 0"):
+    search(loss, W0, gen, optimizer=adam, space={"lr": spaces.uniform(0.1, 0.2)}, num_samples=4, num_steps=4,
+           method="halving", brackets=2)  # fmt: skip
+  with pytest.raises(ValueError, match=r"search: the iterable `batches` ran out after 4 batches"):
+    search(loss, W0, _stream(4, []), optimizer=adam, space={"lr": [0.1]}, num_steps=6)
+  # a re-iterable source is read again from its start by each bracket: the stacked result
+  lst = type("Batches", (), {"__iter__": lambda self: (np.asarray(b) for b in DATA4)})()
+  args = {"space": {"lr": spaces.uniform(0.01, 0.3), "decay": 1.0}, "num_samples": 4, "num_steps": 2,
+          "method": "halving", "eta": 2, "brackets": 2, **KW}  # fmt: skip
+  np.testing.assert_array_equal(search(loss, W0, lst, **args).score, search(loss, W0, DATA4, **args).score)
 
 
 def test_public_names():
@@ -379,3 +435,48 @@ def test_plots_of_each_method():
                 num_steps=8, **KW).plot()  # fmt: skip
   assert len(axes) == 1 and axes[0].get_xscale() == "log"
   plt.close("all")
+
+
+def test_readme_search_bench_tables_are_the_committed_run():
+  """The tables of "Optuna bridge and the search benchmarks" are what ``bench/bench_search.py`` makes of
+  the records its committed run wrote to bench/search.json, and those records agree with themselves
+  (medians, counts against the grid, targets recomputed here from the per-seed values)."""
+  import importlib.util
+  import json
+
+  root = Path(__file__).resolve().parents[1]
+  spec = importlib.util.spec_from_file_location("_bench_search", root / "bench" / "bench_search.py")
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  doc = json.loads((root / "bench" / "search.json").read_text())
+  want = "python bench/bench_search.py --mode full --parts methods optuna pbt_study --json bench/search.json"
+  assert doc["command"] == want and doc["mode"] == "full"
+  recs = doc["records"]
+  for task in ("digits", "diabetes"):
+    rows = {r["method"]: r for r in recs if r.get("task") == task and r.get("contender") == "summary"}
+    grid, mode = rows["grid"]["best_eval"], rows["grid"]["mode"]
+    better = (lambda a, b: a >= b) if mode == "max" else (lambda a, b: a <= b)
+    for m in ("pbt", "random"):
+      r = rows[m]
+      assert len(r["best_eval_by_seed"]) == r["seeds"] == 16
+      assert r["best_eval"] == r["best_eval_median"] == np.median(r["best_eval_by_seed"])
+      assert r["seeds_at_least_grid"] == sum(better(v, grid) for v in r["best_eval_by_seed"])
+    assert rows["pbt"]["target_met"] == better(rows["pbt"]["best_eval_median"], grid)
+    bridge, user = rows["optuna_bridge"], rows["optuna_user"]  # 64 trials each, 3 TPE seeds
+    assert bridge["trials"] == user["trials"] == 64 and len(bridge["best"]) == len(user["best"]) == 3
+    assert bridge["speedup_vs_user"] == pytest.approx(bridge["trials_per_s"] / user["trials_per_s"])
+    h = rows["halving"]
+    worse = max(0.0, (grid - h["best_eval"]) if mode == "max" else (h["best_eval"] - grid)) / abs(grid)
+    assert h["target_met"] == (worse <= 0.01 and h["steps_vs_grid"] <= 1 / 3)
+  study = [r for r in recs if r.get("contender") == "study"]
+  assert len(study) == 7 * 3 * len(bench.STUDY_VARIANTS) and all(len(r["best_by_seed"]) == 16 for r in study)
+  # the README's reading: where PBT's defaults lose to the grid in median, the grid's winner is on an edge
+  edges = {min(bench.LRS), max(bench.LRS)}, {min(bench.B1S), max(bench.B1S)}
+  for r in (r for r in study if r["variant"] == "defaults"):
+    sign = 1 if r["mode"] == "max" else -1
+    if sign * (np.median(r["best_by_seed"]) - r["grid_best"]) < 0:
+      assert r["grid_lr"] in edges[0] or r["grid_b1"] in edges[1], r["name"]
+  text = Path(root / "README.md").read_text()
+  block = re.search(r"<!-- search-bench:start -->\n(.*?)<!-- search-bench:end -->", text, flags=re.DOTALL)
+  assert block is not None
+  assert block.group(1) == bench.readme_tables(recs)
