@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lr_jax._validation import all_ok, check, choice, flag, poison
+from lr_jax._validation import all_ok, choice, flag, poison
 from lr_jax.optimizers._adam import _one_minus_pow
 from lr_jax.optimizers._common import (
   _Flat,
@@ -39,6 +39,7 @@ from lr_jax.optimizers._common import (
   _with_coupled_decay,
   _zeros,
 )
+from lr_jax.optimizers._sgd import _nesterov_ok
 from lr_jax.schedules._base import as_float
 
 __all__ = ["HypergradientAdamState", "HypergradientSGDState", "hypergradient_adam", "hypergradient_sgd"]
@@ -221,15 +222,7 @@ def hypergradient_sgd(
   dampening, ok_d = _unit_interval(dampening, fn=fn, name="dampening", closed=True)
   decay = _WeightDecay(weight_decay, mask, fn=fn)
   nesterov = flag(nesterov, fn=fn, name="nesterov")
-  ok_n = True
-  if nesterov:
-    ok_n = check(
-      (momentum > 0) & (dampening == 0),
-      fn=fn,
-      must="nesterov=True requires `momentum` > 0 and `dampening` == 0",
-      momentum=momentum,
-      dampening=dampening,
-    )
+  ok_n = _nesterov_ok(nesterov, momentum, dampening, fn)
   ok = all_ok(ok_beta, ok_m, ok_d, ok_n)
   use_trace = not _static_zero(momentum)
 

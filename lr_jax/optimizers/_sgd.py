@@ -36,21 +36,26 @@ class ScaleBySGDState(NamedTuple):
   trace: Any  # momentum buffer, same tree as params (None when momentum is the Python number 0)
 
 
+
+def _nesterov_ok(nesterov: bool, momentum, dampening, fn: str):
+  """PyTorch's rule for Nesterov momentum: ``momentum > 0`` and ``dampening == 0`` (ValueError / NaN lane)."""
+  if not nesterov:
+    return True
+  return check(
+    (momentum > 0) & (dampening == 0),
+    fn=fn,
+    must="nesterov=True requires `momentum` > 0 and `dampening` == 0",
+    momentum=momentum,
+    dampening=dampening,
+  )
+
 def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, mask, fn):
   momentum, ok_m = _non_negative(momentum, fn=fn, name="momentum")
   dampening, ok_d = _unit_interval(dampening, fn=fn, name="dampening", closed=True)
   decay = _WeightDecay(weight_decay, mask, fn=fn)
   nesterov = flag(nesterov, fn=fn, name="nesterov")
   moment_dtype = _moment_dtype_option(moment_dtype, fn)
-  ok_n = True
-  if nesterov:
-    ok_n = check(
-      (momentum > 0) & (dampening == 0),
-      fn=fn,
-      must="nesterov=True requires `momentum` > 0 and `dampening` == 0",
-      momentum=momentum,
-      dampening=dampening,
-    )
+  ok_n = _nesterov_ok(nesterov, momentum, dampening, fn)
   ok = all_ok(ok_m, ok_d, ok_n)
   use_trace = not _static_zero(momentum)
 
