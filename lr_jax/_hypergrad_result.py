@@ -108,6 +108,8 @@ class TuneResult(NamedTuple):
   def plot(self, ax=None):
     """The objective against the outer step, one line per start (the best point circled); returns
     the Axes. Needs matplotlib (the ``plot`` extra)."""
+    import matplotlib.ticker
+
     from lr_jax import plot
 
     ax = plot._new_ax(ax)
@@ -118,6 +120,7 @@ class TuneResult(NamedTuple):
     if np.all(self.values[np.isfinite(self.values)] > 0):
       ax.set_yscale("log")
     ax.set_xlabel("outer step")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("held-out objective (mean over seeds)")
     ax.legend(fontsize="small")
     return ax
