@@ -98,6 +98,13 @@ def _pow(x: jax.Array, p: jax.Array) -> jax.Array:
   return jnp.where(p == 1, x, y)
 
 
+def _pow_log(x: jax.Array, p: jax.Array) -> jax.Array:
+  """``x ** p`` for ``x`` in [0, 1] as ``exp(p log x)``: cheaper than ``power`` for a run-time ``p``
+  (no special cases), where XLA would not fold a constant ``p`` anyway (k-decay's 1.5)."""
+  pos = x > 0
+  return jnp.where(pos, jnp.exp(p * jnp.log(jnp.where(pos, x, 1))), 0)
+
+
 def _power_and_sum(m: jax.Array, n: jax.Array) -> tuple[jax.Array, jax.Array]:
   """``(m**n, 1 + m + ... + m**(n-1))`` for whole ``0 <= n < 256``, by binary powering (8 bits).
 
@@ -131,7 +138,10 @@ def _remaining_whole(t: jax.Array, period: jax.Array, mult: jax.Array) -> tuple[
   which in float32 can land one cycle off next to a restart, so it is moved by +-1 (twice) until
   ``S_n <= t < S_n + period * mult**n``, with ``S_n`` computed exactly.
   """
-  n = jnp.clip(jnp.floor(_cycle_index(t, period, mult)), 0, 255)
+  # n needs to be right only to +-2 (corrected below), so one log1p does: log_mult(1 + x), with x
+  # capped at the largest float (a huge mult would overflow it; then n is still within the +-2).
+  x = jnp.minimum(t / period * (mult - 1), jnp.finfo(t.dtype).max)
+  n = jnp.clip(jnp.floor(jnp.log1p(x) / jnp.log1p(mult - 1)), 0, 255)
   p, g = _power_and_sum(mult, n)
   start, length = period * g, period * p
   for _ in range(2):
@@ -272,7 +282,10 @@ class CosineWarmRestarts(Schedule):
         )
       )
       # k-decay: cos(pi * (T_cur / T_i) ** k); exactly the plain fraction when k == 1.
-      remaining = jnp.where(kd == 1, remaining, 1 - _pow(1 - remaining, kd))
+      if kd.ndim == 0:  # skip the power (a log and an exp per step) when k is 1
+        remaining = jax.lax.cond(kd == 1, lambda r: r, lambda r: 1 - _pow_log(1 - r, kd), remaining)
+      else:
+        remaining = jnp.where(kd == 1, remaining, 1 - _pow(1 - remaining, kd))
       rate = cosine(remaining, init * jnp.exp(cycle * jnp.log(decay)))  # init * decay**cycle
       rate = jnp.where((limit > 0) & (cycle >= limit), end, rate)
       ramp = w0 + (init - w0) * _safe_div(t_all, w)  # exactly w0 at step 0
