@@ -60,7 +60,9 @@ class Cooldown(Schedule):
     r = jnp.clip(_safe_div(start + length - t, length), 0, 1)  # cooldown still ahead, exact near the end
     q = 1 - r  # progress: exact near the start (Sterbenz), and 0 and 1 at the ends
     f, g = _cool(q, r, self.shape)
-    rate = jnp.where(t < start, before, s0 * f + end * g)  # exact at both ends of the cooldown
+    # exact at both ends of the cooldown; with end 0 (a constant in a closure), XLA drops the 0 * g
+    cool = jnp.where(end == 0, s0 * f, s0 * f + end * g)
+    rate = jnp.where(t < start, before, cool)
     return poison(rate, self.valid())
 
 
