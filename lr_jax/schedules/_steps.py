@@ -62,6 +62,19 @@ def _whole_divisor(step: ArrayLike, d: jax.Array):
   return s, jnp.clip(jnp.round(d), 1, 2**30).astype(s.dtype), whole
 
 
+def _int_div(s: jax.Array, d: jax.Array) -> jax.Array:
+  """``s // d`` for ``s >= 0``, ``d >= 1``: one truncating division (``//`` adds a sign fix-up that
+  costs a second division per element)."""
+  s, d = jnp.broadcast_arrays(s, d)
+  return jax.lax.div(s, d)
+
+
+def _int_rem(s: jax.Array, d: jax.Array) -> jax.Array:
+  """``s % d`` for ``s >= 0``, ``d >= 1`` (see :func:`_int_div`)."""
+  s, d = jnp.broadcast_arrays(s, d)
+  return jax.lax.rem(s, d)
+
+
 def _remainder_float(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
   _, _, wrap, x = _split_remainder(step, d, dt)
   # Without a wrap, x = r + lo < d exactly; float32 may round it up to d (the end of the cycle), kept.
@@ -80,7 +93,7 @@ def _remainder(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
   s, d_int, whole = w
   return jax.lax.cond(
     whole,
-    lambda: jnp.broadcast_to(s % d_int, jnp.broadcast_shapes(s.shape, d_int.shape)).astype(dt),
+    lambda: _int_rem(s, d_int).astype(dt),
     lambda: jnp.broadcast_to(_remainder_float(step, d, dt), jnp.broadcast_shapes(s.shape, jnp.shape(d))),
   )
 
@@ -106,7 +119,7 @@ def _floor_div(step: ArrayLike, d: jax.Array, dt) -> jax.Array:
   s, d_int, whole = w
   return jax.lax.cond(
     whole,
-    lambda: jnp.broadcast_to(s // d_int, jnp.broadcast_shapes(s.shape, d_int.shape)).astype(dt),
+    lambda: _int_div(s, d_int).astype(dt),
     lambda: jnp.broadcast_to(_floor_div_float(step, d, dt), jnp.broadcast_shapes(s.shape, jnp.shape(d))),
   )
 
