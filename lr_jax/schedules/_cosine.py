@@ -256,26 +256,31 @@ class CosineWarmRestarts(Schedule):
       # (1 + cos(pi * T_cur / T_i)) / 2 == sin^2(pi/2 * (T_i - T_cur) / T_i): exact at cycle ends.
       return end + (peak - end) * jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
 
-    def first():  # exact for integer steps to 2**31-1 (also after a whole warm-up prefix)
-      out = ((period - _remainder(cstep, period, dt)) / period, _floor_div(cstep, period, dt))
-      if frac is None:
-        return out
-      off = ((period - _remainder(tf, period, dt)) / period, _floor_div(tf, period, dt))
-      return tuple(jnp.where(frac == 0, a, b) for a, b in zip(out, off))  # a fractional prefix
+    def plain():  # SGDR alone (the options at their defaults): the cycle index is not needed
+      remaining = pick(
+        (
+          lambda: (period - _remainder(step, period, dt)) / period,  # exact for integer steps to 2**31-1
+          lambda: _remaining_whole(t_all, period, safe)[0],
+          lambda: _remaining_fractional(t_all, period, safe)[0],
+        )
+      )
+      return jnp.broadcast_to(cosine(remaining, init), shape)
 
-    def position():  # (fraction of the cycle still ahead, cycle index) on the cycles' clock
-      return pick(
+    def options():  # decay, cycle limit, k-decay, warm-up
+      def first():  # exact for integer steps to 2**31-1 (also after a whole warm-up prefix)
+        out = ((period - _remainder(cstep, period, dt)) / period, _floor_div(cstep, period, dt))
+        if frac is None:
+          return out
+        off = ((period - _remainder(tf, period, dt)) / period, _floor_div(tf, period, dt))
+        return tuple(jnp.where(frac == 0, a, b) for a, b in zip(out, off))  # a fractional prefix
+
+      remaining, cycle = pick(
         (
           first,
           lambda: _remaining_whole(t, period, safe),
           lambda: _remaining_fractional(t, period, safe),
         )
       )
-
-    def plain(remaining):  # SGDR alone (the options at their defaults)
-      return jnp.broadcast_to(cosine(remaining, init), shape)
-
-    def options(remaining, cycle):  # decay, cycle limit, k-decay, warm-up
       # k-decay: cos(pi * (T_cur / T_i) ** k); exactly the plain fraction when k == 1.
       if kd.ndim == 0:  # skip the power (a log and an exp per step) when k is 1
         remaining = jax.lax.cond(kd == 1, lambda r: r, lambda r: 1 - _pow_log(1 - r, kd), remaining)
@@ -287,25 +292,11 @@ class CosineWarmRestarts(Schedule):
       return jnp.broadcast_to(jnp.where(t_all < w, ramp, rate), shape)
 
     # One program for both, but only the one needed runs (both, as a select, when vmapped over them).
-    # Without a warm-up prefix the cycles' clock is the step itself, so the position is shared (one
-    # switch compiled, not two); with one, the plain path keeps the unshifted step.
     default = (decay == 1) & (limit == 0) & (kd == 1) & (w == 0)
-    if not self.warmup_prefix:
-      remaining, cycle = position()
-      branches = (lambda: plain(remaining), lambda: options(remaining, cycle))
-    else:
-      unshifted = lambda: pick(
-        (
-          lambda: (period - _remainder(step, period, dt)) / period,
-          lambda: _remaining_whole(t_all, period, safe)[0],
-          lambda: _remaining_fractional(t_all, period, safe)[0],
-        )
-      )  # fmt: skip
-      branches = (lambda: plain(unshifted()), lambda: options(*position()))
     if default.ndim == 0:
-      rate = jax.lax.cond(default, *branches)
+      rate = jax.lax.cond(default, plain, options)
     else:
-      rate = jnp.where(default, branches[0](), branches[1]())
+      rate = jnp.where(default, plain(), options())
     return poison(rate, self.valid())
 
 
