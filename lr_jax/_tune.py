@@ -118,7 +118,9 @@ def _tune_step(u, opt_state, best, step, ctx, fixed, lane_params, batches, eval_
   g = {k: jnp.mean(v, axis=1) for k, v in grads.items()}
   ok = jnp.isfinite(mean)
   for v in g.values():
-    ok = ok & jnp.isfinite(v)
+    # a finite gradient whose square overflows (a chaotic run: 1e20 and more) would make Adam's second
+    # moment inf and every later step 0, freezing the start for good: it counts as not finite
+    ok = ok & jnp.isfinite(v) & jnp.isfinite(v * v)
   tx = optax.adam(outer_lr)
   updates, new_state = jax.vmap(tx.update)({k: jnp.where(ok, v, 0) for k, v in g.items()}, opt_state)
   moved = {k: u[k] + updates[k] for k in u}
@@ -298,8 +300,9 @@ def tune(
   lane at a time with ``lax.map``, as :func:`lr_jax.sweep` decides; ``max_parallel`` bounds it); the
   hyperparameters are traced arguments, so the program is compiled once for all outer steps (plus
   one forward-only program for the last point). A start whose objective or gradient is not finite
-  (a diverged run: too large a rate) does not take its Adam step but moves halfway back to its best
-  point so far; one that diverges at its starting point stays there. The result keeps the whole
+  (a diverged run: too large a rate; a gradient whose square overflows counts as not finite, as it
+  would stop Adam for good) does not take its Adam step but moves halfway back to its best point so
+  far; one that diverges at its starting point stays there. The result keeps the whole
   trajectory (``outer_steps + 1`` points per start, the last one trained but not differentiated),
   the best point of all (lowest seed-averaged objective) and the trained params of its best seed.
 

@@ -228,6 +228,22 @@ def test_tune_backs_off_from_diverged_starts_and_fixes_numbers():
   assert res.best_start == 1 and res.fixed == {"pct": 0.25} and res.best_hparams["pct"] == 0.25
 
 
+
+def test_tune_backs_off_from_a_gradient_whose_square_overflows():
+  # p = 10 * lr after 10 SGD steps on -p; the held-out loss (p - 1)^2 has a cliff past p = 1.5 whose
+  # gradient (~3e25 at p = 2.2) is finite in float32 but its square is not: Adam's second moment
+  # would turn inf and freeze the start there for good. It must back off halfway instead and find
+  # the valley (p ~ 0.8: loss < 0.1) rather than keep the start's 0.49 as its best.
+  batches = jnp.zeros((2, 1))
+  res = lr_jax.tune(lambda p, b: -p, jnp.zeros(()), batches, lambda lr: optax.sgd(lr),
+                    {"lr": spaces.log_uniform(1e-3, 10.0)}, 10,
+                    eval_fn=lambda p: (p - 1) ** 2 + 1e25 * jax.nn.relu(p - 1.5) ** 2,
+                    init={"lr": 0.03}, num_starts=1, outer_steps=3, outer_lr=2.0)  # fmt: skip
+  lr = res.hparams["lr"][:, 0]
+  assert 10 * lr[1] > 1.5 and np.isfinite(res.values[1, 0]) and res.values[1, 0] > 1e20  # the cliff
+  np.testing.assert_allclose(lr[2], np.sqrt(lr[0] * lr[1]), rtol=1e-5)  # halfway back (log coordinate)
+  assert res.best_value < 0.1
+
 @pytest.mark.parametrize(
   ("kwargs", "match"),
   [
