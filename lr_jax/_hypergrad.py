@@ -377,7 +377,7 @@ def hypergradient(
     Optimization <https://arxiv.org/abs/1703.01785>`_, ICML 2017 (forward mode: memory independent
     of the horizon); Griewank & Walther, *Evaluating Derivatives* (2008), ch. 12 (checkpointing);
     Wu, Ren, Liao & Grosse, `Understanding Short-Horizon Bias in Stochastic Meta-Optimization
-    <https://arxiv.org/abs/1803.02021>`_, ICLR 2018 (why a short horizon favours small rates).
+    <https://arxiv.org/abs/1803.02021>`_, ICLR 2018 (why greedy short-horizon tuning decays the rate too early).
 
   Examples:
     >>> import jax.numpy as jnp

@@ -307,8 +307,9 @@ def tune(
   the best point of all (lowest seed-averaged objective) and the trained params of its best seed.
 
   **Where it works, where it does not.** The gradient is exact for the horizon trained: tuning on a
-  short ``num_steps`` optimises the loss after those steps, which favours small, greedy rates and
-  fast decays (short-horizon bias, Wu et al. 2018): tune on the horizon you will train. With large
+  short ``num_steps`` optimises the loss after those steps, and another horizon wants another rate
+  (a short fixed-length run wants larger steps; a greedy look-ahead inside a long run decays the
+  rate too early: short-horizon bias, Wu et al. 2018): tune on the horizon you will train. With large
   rates the loss after training is a chaotic function of the rate (its gradient explodes with the
   horizon; Metz et al. 2019); Adam's normalised steps and the backtracking bound the damage, and
   several starts and seeds average the noise, but the landscape is only useful where training is

@@ -71,6 +71,8 @@ def test_the_claims_of_the_tutorial_hold_in_the_committed_run():
   # the short horizon picks a larger peak (grid), 3.6x; the best loss over pct_start moves right
   ratio = short["grid_best"]["peak_value"] / long["grid_best"]["peak_value"]
   assert f"{ratio:.1f}x" == "3.6x"
+  readme = (ROOT / "README.md").read_text()  # the README's "Tuning by gradient" quotes the ratio
+  assert f"a 50-step one-cycle run wants a {ratio:.1f}x larger peak" in " ".join(readme.split())
   assert np.argmin(np.min(short["grid"], axis=1)) > np.argmin(np.min(long["grid"], axis=1))
   # each horizon's picks lose on the other horizon
   for here, other in ((short, long), (long, short)):
