@@ -33,7 +33,7 @@ import lr_jax
 from lr_jax import optimizers, schedules, spaces, tasks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import parse_args  # noqa: E402
+from _cli import parse_args
 
 PEAKS = [float(f"{x:.3g}") for x in np.geomspace(1e-3, 0.3, 10)]
 PCTS = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55]
@@ -91,7 +91,10 @@ def run(num_steps: int, peaks=PEAKS, pcts=PCTS, starts=STARTS, outer_steps=OUTER
     max_lr=1.0,
   )  # fmt: skip
   suggestion = float(finder.suggest())
-  box = {"peak_value": spaces.log_uniform(min(peaks), max(peaks)), "pct_start": spaces.uniform(min(pcts), max(pcts))}
+  box = {
+    "peak_value": spaces.log_uniform(min(peaks), max(peaks)),
+    "pct_start": spaces.uniform(min(pcts), max(pcts)),
+  }
   init = {"peak_value": float(np.clip(suggestion, min(peaks), max(peaks))), "pct_start": 0.3}
   horizons = {}
   for key, n in (("long", num_steps), ("short", max(num_steps // SHORT, 1))):
@@ -109,9 +112,12 @@ def run(num_steps: int, peaks=PEAKS, pcts=PCTS, starts=STARTS, outer_steps=OUTER
       "tune_pct_start": np.asarray(res.hparams["pct_start"]).tolist(),
       "tune_values": np.asarray(res.values).tolist(),
       "tune_best": {
-        "peak_value": float(res.best_hparams["peak_value"]), "pct_start": float(res.best_hparams["pct_start"]),
-        "loss": float(res.best_value), "start": int(res.best_start), "outer_step": int(res.best_step),
-      },  # fmt: skip
+        "peak_value": float(res.best_hparams["peak_value"]),
+        "pct_start": float(res.best_hparams["pct_start"]),
+        "loss": float(res.best_value),
+        "start": int(res.best_start),
+        "outer_step": int(res.best_step),
+      },
       "tune_runs": int(res.runs),
     }
   long, short = horizons.values()
@@ -122,7 +128,8 @@ def run(num_steps: int, peaks=PEAKS, pcts=PCTS, starts=STARTS, outer_steps=OUTER
     g, t = here["grid_best"], here["tune_best"]
     cell = other["grid"][peaks.index(g["peak_value"])][pcts.index(g["pct_start"])]
     here["on_other_horizon"] = {
-      "grid_best": cell, "tune_best": held_out_after(prob, other["num_steps"], t["peak_value"], t["pct_start"])
+      "grid_best": cell,
+      "tune_best": held_out_after(prob, other["num_steps"], t["peak_value"], t["pct_start"]),
     }
   return {"peaks": list(peaks), "pcts": list(pcts), "lr_find_suggestion": suggestion, "init": init,
           "starts": starts, "outer_steps": outer_steps, "horizons": horizons}  # fmt: skip
@@ -133,12 +140,18 @@ def report(doc: dict) -> list[str]:
   long, short = doc["horizons"].values()
   p, q = len(doc["peaks"]), len(doc["pcts"])
   lines = [
-    "digits MLP (64-32-10), Adam + one_cycle(peak_value, N, pct_start, final_div_factor=1e3);"
-    " held-out cross-entropy after N steps",
-    f"lr_find (Adam, {FINDER_STEPS} steps) suggests {doc['lr_find_suggestion']:.3g}: tune's first start"
-    f" (peak_value {doc['init']['peak_value']:.3g}, pct_start {doc['init']['pct_start']:g})",
-    f"     N  grid ({p} x {q} = {p * q} runs): peak  pct_start  loss   "
-    f"tune ({doc['starts']} starts x {doc['outer_steps']} outer steps): peak  pct_start  loss",
+    (
+      "digits MLP (64-32-10), Adam + one_cycle(peak_value, N, pct_start, final_div_factor=1e3);"
+      " held-out cross-entropy after N steps"
+    ),
+    (
+      f"lr_find (Adam, {FINDER_STEPS} steps) suggests {doc['lr_find_suggestion']:.3g}: tune's first start"
+      f" (peak_value {doc['init']['peak_value']:.3g}, pct_start {doc['init']['pct_start']:g})"
+    ),
+    (
+      f"     N  grid ({p} x {q} = {p * q} runs): peak  pct_start  loss   "
+      f"tune ({doc['starts']} starts x {doc['outer_steps']} outer steps): peak  pct_start  loss"
+    ),
   ]
   for h in (long, short):
     g, t = h["grid_best"], h["tune_best"]
@@ -157,22 +170,15 @@ def report(doc: dict) -> list[str]:
 
 
 def main(argv=None):
-  argv = list(sys.argv[1:] if argv is None else argv)
-  json_path = None
-  if "--json" in argv:  # --json FILE: also write the reported numbers (the tutorial's tests read them)
-    i = argv.index("--json")
-    json_path = argv[i + 1] if i + 1 < len(argv) else ""
-    del argv[i : i + 2]
-  args = parse_args(argv, __file__, __doc__, steps=500, min_steps=10)
-  if json_path == "":
-    print(f"{Path(__file__).name}: error: --json needs a file name", file=sys.stderr)
-    return 2
+  args = parse_args(
+    sys.argv[1:] if argv is None else argv, __file__, __doc__, steps=500, min_steps=10, json=True
+  )
   doc = run(args.steps)
   lines = report(doc)
   print("\n".join(lines))
-  if json_path:
+  if args.json:
     doc = {"command": f"python examples/learn_the_rate.py --steps {args.steps}", "lines": lines, **doc}
-    Path(json_path).write_text(json.dumps(doc, indent=1) + "\n")
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
   if args.figure:
     figure(doc, args.figure)
   return 0
@@ -189,8 +195,12 @@ def figure(doc: dict, path: str):
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained")
   # cell edges: geometric midpoints in peak, arithmetic in pct
   lp = np.log(peaks)
-  pe = np.exp(np.concatenate([[lp[0] - (lp[1] - lp[0]) / 2], (lp[1:] + lp[:-1]) / 2, [lp[-1] + (lp[-1] - lp[-2]) / 2]]))
-  qe = np.concatenate([[pcts[0] - (pcts[1] - pcts[0]) / 2], (pcts[1:] + pcts[:-1]) / 2, [pcts[-1] + (pcts[-1] - pcts[-2]) / 2]])
+  pe = np.exp(
+    np.concatenate([[lp[0] - (lp[1] - lp[0]) / 2], (lp[1:] + lp[:-1]) / 2, [lp[-1] + (lp[-1] - lp[-2]) / 2]])
+  )
+  qe = np.concatenate(
+    [[pcts[0] - (pcts[1] - pcts[0]) / 2], (pcts[1:] + pcts[:-1]) / 2, [pcts[-1] + (pcts[-1] - pcts[-2]) / 2]]
+  )
   for ax, h in zip(axes[:2], (long, short), strict=True):
     grid = np.asarray(h["grid"], dtype=float)
     mesh = ax.pcolormesh(pe, qe, grid.T, cmap="viridis_r", shading="flat",
@@ -198,8 +208,19 @@ def figure(doc: dict, path: str):
     fig.colorbar(mesh, ax=ax, label=f"held-out loss after {h['num_steps']} steps")
     tp, tq = np.asarray(h["tune_peak_value"]), np.asarray(h["tune_pct_start"])
     for s in range(tp.shape[1]):
-      ax.plot(tp[:, s], tq[:, s], "-o", color="w", mec="k", ms=4, lw=1.2, label=f"tune: one start, {doc['outer_steps']} outer steps" if s == 0 else None)
-    ax.plot(tp[0, 0], tq[0, 0], "*", color="tab:orange", mec="k", ms=14, label="lr_find's suggestion (start 0)")
+      ax.plot(
+        tp[:, s],
+        tq[:, s],
+        "-o",
+        color="w",
+        mec="k",
+        ms=4,
+        lw=1.2,
+        label=f"tune: one start, {doc['outer_steps']} outer steps" if s == 0 else None,
+      )
+    ax.plot(
+      tp[0, 0], tq[0, 0], "*", color="tab:orange", mec="k", ms=14, label="lr_find's suggestion (start 0)"
+    )
     tb, gb = h["tune_best"], h["grid_best"]
     ax.plot(tb["peak_value"], tb["pct_start"], "o", mfc="none", mec="r", mew=2, ms=14, label="tune's best")
     ax.plot(gb["peak_value"], gb["pct_start"], "X", color="r", mec="k", ms=11, label="grid's best")
@@ -215,7 +236,9 @@ def figure(doc: dict, path: str):
     grid = np.asarray(h["grid"], dtype=float)
     best_per_peak = np.nanmin(grid, axis=1)
     ax.plot(peaks, best_per_peak, "-o", color=color, ms=4, label=f"{h['num_steps']} steps (best pct_start)")
-    ax.axvline(h["tune_best"]["peak_value"], color=color, ls="--", lw=1, label=f"tune's pick, {h['num_steps']} steps")
+    ax.axvline(
+      h["tune_best"]["peak_value"], color=color, ls="--", lw=1, label=f"tune's pick, {h['num_steps']} steps"
+    )
     k = int(np.nanargmin(best_per_peak))
     ax.plot(peaks[k], best_per_peak[k], "o", mfc="none", mec=color, mew=2, ms=12,
             label=f"grid's best, {h['num_steps']} steps")  # fmt: skip

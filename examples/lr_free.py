@@ -234,16 +234,7 @@ def report(summaries: dict, steps: int) -> list[str]:
 
 
 def main(argv=None):
-  argv = list(sys.argv[1:] if argv is None else argv)
-  json_path = None
-  if "--json" in argv:  # --json FILE: also write the reported numbers (the README's tests read them)
-    i = argv.index("--json")
-    json_path = argv[i + 1] if i + 1 < len(argv) else ""
-    del argv[i : i + 2]
-  args = parse_args(argv, __file__, __doc__, steps=400)
-  if json_path == "":
-    print(f"{Path(__file__).name}: error: --json needs a file name", file=sys.stderr)
-    return 2
+  args = parse_args(sys.argv[1:] if argv is None else argv, __file__, __doc__, steps=400, json=True)
   summaries, curves = {}, {}
   for task_name in TASKS:
     results, suggested = train(args.steps, task_name)
@@ -251,9 +242,9 @@ def main(argv=None):
     curves[task_name] = ({k: v[0] for k, v in results.items()}, suggested)
   lines = report(summaries, args.steps)
   print("\n".join(lines))
-  if json_path:
+  if args.json:
     doc = {"command": f"python examples/lr_free.py --steps {args.steps}", "lines": lines, "tasks": summaries}
-    Path(json_path).write_text(json.dumps(doc, indent=1) + "\n")
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
   if args.figure:
     for task_name, (task_curves, suggested) in curves.items():
       _figure(task_curves, suggested, figure_path(args.figure, task_name), task_name)

@@ -23,7 +23,9 @@ SECTION = "## Learning the learning rate"
 
 
 def _script():
-  spec = importlib.util.spec_from_file_location("learn_the_rate_example", ROOT / "examples" / "learn_the_rate.py")
+  spec = importlib.util.spec_from_file_location(
+    "learn_the_rate_example", ROOT / "examples" / "learn_the_rate.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -55,8 +57,12 @@ def test_the_committed_results_are_what_the_script_reports():
     # every point tune visited lies in the grid's box; start 0 is lr_find's suggestion
     assert np.all((tp >= min(peaks) * (1 - 1e-6)) & (tp <= max(peaks) * (1 + 1e-6)))
     assert np.all((tq > min(pcts)) & (tq < max(pcts)))
-    np.testing.assert_allclose([tp[0, 0], tq[0, 0]], [doc["init"]["peak_value"], doc["init"]["pct_start"]], rtol=1e-6)
-    np.testing.assert_allclose(doc["init"]["peak_value"], np.clip(doc["lr_find_suggestion"], min(peaks), max(peaks)))
+    np.testing.assert_allclose(
+      [tp[0, 0], tq[0, 0]], [doc["init"]["peak_value"], doc["init"]["pct_start"]], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+      doc["init"]["peak_value"], np.clip(doc["lr_find_suggestion"], min(peaks), max(peaks))
+    )
     # tune's best is the lowest point of all its trajectories
     b = h["tune_best"]
     k, s = np.unravel_index(np.nanargmin(tv), tv.shape)
@@ -86,11 +92,16 @@ def test_the_tutorial_quotes_the_committed_results():
   block = re.search(r"```text\n(python examples/learn_the_rate.py.*?)\n(.*?)```", section, flags=re.DOTALL)
   assert block is not None
   assert block.group(1) == doc["command"] and block.group(2).rstrip("\n").split("\n") == doc["lines"]
-  assert "figures/learn_the_rate.png" in section and (ROOT / "examples" / "figures" / "learn_the_rate.png").exists()
+  assert (
+    "figures/learn_the_rate.png" in section
+    and (ROOT / "examples" / "figures" / "learn_the_rate.png").exists()
+  )
   # every result in the prose (a number with 2+ decimals) is one of the run's numbers as printed (.3g or .4f)
   values = []
   for h in doc["horizons"].values():
-    values += [x for row in h["grid"] + h["tune_peak_value"] + h["tune_pct_start"] + h["tune_values"] for x in row]
+    values += [
+      x for row in h["grid"] + h["tune_peak_value"] + h["tune_pct_start"] + h["tune_values"] for x in row
+    ]
     values += [*h["on_other_horizon"].values(), *h["grid_best"].values(), *h["tune_best"].values()]
   shown = {f"{x:.3g}" for x in values} | {f"{x:.4f}" for x in values} | {f"{x:.2f}" for x in values}
   prose = re.sub(r"```.*?```", "", section, flags=re.DOTALL)
