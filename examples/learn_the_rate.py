@@ -186,7 +186,7 @@ def main(argv=None):
 
 def figure(doc: dict, path: str):
   """Heat maps of the held-out loss at both horizons with tune's trajectories, and the loss against
-  the peak rate (best over pct_start) at both horizons."""
+  the peak rate (best over pct_start) at both horizons with the grid's and tune's best points."""
   import matplotlib.colors
   import matplotlib.pyplot as plt
 
@@ -236,8 +236,15 @@ def figure(doc: dict, path: str):
     grid = np.asarray(h["grid"], dtype=float)
     best_per_peak = np.nanmin(grid, axis=1)
     ax.plot(peaks, best_per_peak, "-o", color=color, ms=4, label=f"{h['num_steps']} steps (best pct_start)")
-    ax.axvline(
-      h["tune_best"]["peak_value"], color=color, ls="--", lw=1, label=f"tune's pick, {h['num_steps']} steps"
+    tb = h["tune_best"]  # tune's best point: its own pct_start, so it may lie below the curve
+    ax.plot(
+      tb["peak_value"],
+      tb["loss"],
+      "*",
+      color=color,
+      mec="k",
+      ms=13,
+      label=f"tune's best, {h['num_steps']} steps",
     )
     k = int(np.nanargmin(best_per_peak))
     ax.plot(peaks[k], best_per_peak[k], "o", mfc="none", mec=color, mew=2, ms=12,
