@@ -156,6 +156,8 @@ def test_the_tutorial_quotes_the_committed_results():
     ]
     values += [*h["on_other_horizon"].values(), *h["grid_best"].values(), *h["tune_best"].values()]
   shown = {f"{x:.3g}" for x in values} | {f"{x:.4f}" for x in values} | {f"{x:.2f}" for x in values}
+  plain, hd = _online()  # the paragraph on online HD-Adam quotes the committed bench instead
+  shown |= {f"{x:.4f}" for x in plain["eval"] + hd["eval"]} | {f"{hd['beta']:g}"}
   prose = re.sub(r"```.*?```", "", section, flags=re.DOTALL)
   numbers = re.findall(r"(?<![\w^.-])\d+\.\d{2,}(?![\w.])", prose)
   assert len(numbers) > 25 and not set(numbers) - shown, set(numbers) - shown
@@ -220,6 +222,33 @@ def test_the_figure_draws_the_committed_run(tmp_path, monkeypatch):
       drawn[f"tune's best, {n} steps"], [[h["tune_best"]["peak_value"], h["tune_best"]["loss"]]]
     )
   plt.close(fig)
+
+
+def _online():
+  """Plain Adam's and HD-Adam's (multiplicative, hypergrad_lr 0.02) rows on the digits MLP in the
+  committed bench/hypergradient_online.json (the top-level README's table; tests/test_readme.py checks
+  that the bench's report makes those lines of it)."""
+  doc = json.loads((ROOT / "bench" / "hypergradient_online.json").read_text())
+  assert doc["command"] == "python bench/bench_hypergradient_online.py --steps 400" and doc["steps"] == 400
+  rows = {(r["family"], r["rule"], r["beta"]): r for r in doc["tasks"]["digits"]["rows"]}
+  return rows["adam", None, None], rows["adam", "multiplicative", 0.02]
+
+
+def test_the_online_paragraph_quotes_the_committed_bench():
+  plain, hd = _online()
+  (small, tuned, large), ratio = plain["eval"], hd["final_lr_ratio"]
+  assert plain["final_lr_ratio"] == [0.1, 1.0, 10.0]  # the starts: tuned / 10, tuned, tuned * 10
+  prose = " ".join(_section().split())
+  assert (
+    f"Adam (400 updates; `bench/bench_hypergradient_online.py`, whose table is in the top-level README),"
+    f" started at a rate 10x too small, plain Adam ends at {small:.4f} and HD-Adam (multiplicative rule,"
+    f" `hypergrad_lr` {hd['beta']:g}) at {hd['eval'][0]:.4f}; 10x too large, {large:.4f} and"
+    f" {hd['eval'][2]:.4f}; the tuned rate gives {tuned:.4f}. Its rates end at {ratio[0]:.1f}x and"
+    f" {ratio[2]:.1f}x the tuned one: it repairs most of a bad guess"
+  ) in prose
+  for k in (0, 2):  # most of the gap to the tuned rate closed, from either side; the rate moved towards it
+    assert hd["eval"][k] - tuned < 0.25 * (plain["eval"][k] - tuned)
+    assert abs(np.log(ratio[k])) < abs(np.log(plain["final_lr_ratio"][k]))
 
 
 def test_the_script_runs_end_to_end(tmp_path, monkeypatch):
