@@ -27,6 +27,16 @@ def is_traced(x: Any) -> bool:
   return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
+def static_equal(x: Any, value: float) -> bool:
+  """True only for a plain Python ``int``/``float`` equal to ``value`` (never for arrays or tracers).
+
+  For shortcuts that skip a term at a hyperparameter's default: a number fixed in the program can
+  drop it, while an array or a traced value (under ``jit``, ``vmap``, ``grad``) keeps the general
+  formula, whose value there is the same and whose derivative is right.
+  """
+  return isinstance(x, (int, float)) and not isinstance(x, bool) and x == value
+
+
 def check(ok, *, fn: str, must: str, **values):
   """Raises ``ValueError`` if concrete ``ok`` is false; returns a traced ``ok`` unchanged.
 

@@ -208,3 +208,28 @@ def test_cosine_annealing_matches_closed_form_and_holds(init, end, total):
   out = np.asarray(CALL(s, STEPS))
   close(out, want, atol=1e-6 * init)
   assert np.all(out[STEPS >= total] == np.float32(end))
+
+
+@pytest.mark.parametrize(
+  ("make", "default"),
+  [
+    (lambda v: S.cosine_warm_restarts(1.0, 10, 2, 0.01, decay=v), 1.0),
+    (lambda v: S.cosine_warm_restarts(1.0, 10, 2, 0.01, k_decay=v), 1.0),
+    (lambda v: S.cosine_annealing(1.0, 50, 0.1, exponent=v), 1.0),
+    (lambda v: S.cooldown(S.constant(1.0), 20, 20, shape="1-sqrt", end_value=v), 0.0),
+  ],
+  ids=["restarts_decay", "restarts_k_decay", "cosine_exponent", "cooldown_end_value"],
+)
+def test_derivative_at_an_options_default_is_the_finite_difference(make, default):
+  # a traced option at its default value takes the general formula: the same rates, and its
+  # derivative (a select or cond on "at the default" would give 0; decay <= 1: one-sided from below)
+  with jax.enable_x64(True):
+    t = jnp.arange(60.0)
+    total = lambda v: jnp.sum(make(v)(t))
+    grad = jax.grad(total)(jnp.float64(default))
+    h = 1e-6
+    fd = (total(default) - total(default - h)) / h if default == 1.0 else (total(h) - total(-h)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4)
+    assert abs(float(grad)) > 1.0
+    # the same rates as the default fixed in the program (both jitted: eager ops round sin differently)
+    np.testing.assert_array_equal(jax.jit(lambda v: make(v)(t))(jnp.float64(default)), jax.jit(lambda: make(default)(t))())

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from lr_jax._validation import all_ok, check, is_traced, number, poison
+from lr_jax._validation import all_ok, check, is_traced, number, poison, static_equal
 from lr_jax.schedules._base import FunctionSchedule, Schedule, as_float
 
 
@@ -43,7 +43,7 @@ def _static_zero(x) -> bool:
   Decides *structure* (is a buffer kept, is the weight-decay term computed); arrays and tracers
   always get the general path, so the state's structure never depends on a traced value.
   """
-  return isinstance(x, (int, float)) and not isinstance(x, bool) and x == 0
+  return static_equal(x, 0)
 
 
 def _learning_rate(learning_rate, fn: str):

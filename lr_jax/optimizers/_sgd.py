@@ -36,7 +36,6 @@ class ScaleBySGDState(NamedTuple):
   trace: Any  # momentum buffer, same tree as params (None when momentum is the Python number 0)
 
 
-
 def _nesterov_ok(nesterov: bool, momentum, dampening, fn: str):
   """PyTorch's rule for Nesterov momentum: ``momentum > 0`` and ``dampening == 0`` (ValueError / NaN lane)."""
   if not nesterov:
@@ -48,6 +47,7 @@ def _nesterov_ok(nesterov: bool, momentum, dampening, fn: str):
     momentum=momentum,
     dampening=dampening,
   )
+
 
 def _scale_by_sgd(momentum, dampening, nesterov, weight_decay, moment_dtype, mask, fn):
   momentum, ok_m = _non_negative(momentum, fn=fn, name="momentum")

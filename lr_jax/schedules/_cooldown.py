@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import ge, gt, poison
+from lr_jax._validation import ge, gt, poison, static_equal
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -60,8 +60,9 @@ class Cooldown(Schedule):
     r = jnp.clip(_safe_div(start + length - t, length), 0, 1)  # cooldown still ahead, exact near the end
     q = 1 - r  # progress: exact near the start (Sterbenz), and 0 and 1 at the ends
     f, g = _cool(q, r, self.shape)
-    # exact at both ends of the cooldown; with end 0 (a constant in a closure), XLA drops the 0 * g
-    cool = jnp.where(end == 0, s0 * f, s0 * f + end * g)
+    # exact at both ends of the cooldown; a static end_value 0 drops the 0 * g that XLA would keep (a
+    # traced one keeps it: same value, and the derivative in end_value is g, not 0)
+    cool = s0 * f if static_equal(self.end_value, 0) else s0 * f + end * g
     rate = jnp.where(t < start, before, cool)
     return poison(rate, self.valid())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lr_jax._validation import WHOLE, Rule, between, ge, gt, number, poison
+from lr_jax._validation import WHOLE, Rule, between, ge, gt, number, poison, static_equal
 from lr_jax.schedules._base import (
   ArrayLike,
   Schedule,
@@ -95,7 +95,15 @@ def _pow(x: jax.Array, p: jax.Array) -> jax.Array:
   """``x ** p`` for ``x`` in [0, 1], exactly ``x`` when ``p == 1`` (the default path stays bit-identical)."""
   pos = x > 0  # 0 ** p = 0 for p > 0, with finite gradients in p (log 0 is never taken)
   y = jnp.where(pos, jnp.power(jnp.where(pos, x, 1), p), 0)
-  return jnp.where(p == 1, x, y)
+  return _exactly_at_one(x, y, p)
+
+
+def _exactly_at_one(x: jax.Array, y: jax.Array, p: jax.Array) -> jax.Array:
+  """``y`` (a function of ``x`` and ``p`` that equals ``x`` at ``p == 1``, such as ``x ** p``), but
+  exactly ``x`` where ``p == 1``, with ``y``'s derivatives there (in ``p`` too: ``x log x`` for a
+  power, which a plain ``where(p == 1, x, y)`` would make 0)."""
+  sg = jax.lax.stop_gradient
+  return jnp.where(p == 1, sg(x) + (y - sg(y)), y)
 
 
 def _pow_log(x: jax.Array, p: jax.Array) -> jax.Array:
@@ -282,21 +290,21 @@ class CosineWarmRestarts(Schedule):
         )
       )
       # k-decay: cos(pi * (T_cur / T_i) ** k); exactly the plain fraction when k == 1.
-      if kd.ndim == 0:  # skip the power (a log and an exp per step) when k is 1
-        remaining = jax.lax.cond(kd == 1, lambda r: r, lambda r: 1 - _pow_log(1 - r, kd), remaining)
-      else:
-        remaining = jnp.where(kd == 1, remaining, 1 - _pow_log(1 - remaining, kd))
+      if not static_equal(self.k_decay, 1):  # a static k of 1: no power (a log and an exp per step)
+        # exactly the plain fraction at k == 1 (1 - (1 - r) would round it), with the k-derivative
+        remaining = _exactly_at_one(remaining, 1 - _pow_log(1 - remaining, kd), kd)
       rate = cosine(remaining, init * jnp.exp(cycle * jnp.log(decay)))  # init * decay**cycle
       rate = jnp.where((limit > 0) & (cycle >= limit), end, rate)
       ramp = w0 + (init - w0) * _safe_div(t_all, w)  # exactly w0 at step 0
       return jnp.broadcast_to(jnp.where(t_all < w, ramp, rate), shape)
 
     # One program for both, but only the one needed runs (both, as a select, when vmapped over them).
-    default = (decay == 1) & (limit == 0) & (kd == 1) & (w == 0)
-    if default.ndim == 0:
-      rate = jax.lax.cond(default, plain, options)
-    else:
-      rate = jnp.where(default, plain(), options())
+    # The options at their defaults as static numbers: SGDR alone. Otherwise (one of them set, or an
+    # array, or traced under jit/vmap/grad) the general formula, which at the defaults gives the same
+    # values, and the right derivatives in decay and k_decay (a cond or select on "at the default"
+    # would differentiate only the plain branch: 0).
+    defaults = (("decay", 1), ("cycle_limit", 0), ("k_decay", 1), ("warmup_steps", 0))
+    rate = plain() if all(static_equal(getattr(self, k), v) for k, v in defaults) else options()
     return poison(rate, self.valid())
 
 
