@@ -373,34 +373,21 @@ def markdown(rows: list[dict]) -> str:
 def goal(rows: list[dict]) -> str:
   """One line for run.py's goals (issue 14)."""
   method_recs, optuna_recs = _split(rows)
+  claims = (
+    (method_recs, "halving", "halving within 1% of the grid's best for <= 1/3 of its steps",
+     lambda r: f"{r['task']} {100 * r['rel_gap_vs_grid']:.2f}% worse, {r['steps_vs_grid']:.2f} of the steps"),
+    (method_recs, "pbt", "PBT at the grid's compute, median over seeds at least as good as the grid's best",
+     lambda r: f"{r['task']} {_fmt(r['best_eval_median'])}, {r['seeds_at_least_grid']}/{r['seeds']} seeds"),
+    (optuna_recs, "optuna_bridge", "Optuna bridge >= 5x the trials/s of Optuna's loop, as good a best",
+     lambda r: f"{r['task']} {r['speedup_vs_user']:.1f}x"),
+  )  # fmt: skip
   parts = []
-  halving = [r for r in method_recs if r["method"] == "halving"]
-  if halving:
-    parts.append(
-      "halving within 1% of the grid's best for <= 1/3 of its steps ("
-      + ", ".join(
-        f"{r['task']} {100 * r['rel_gap_vs_grid']:.2f}% worse, {r['steps_vs_grid']:.2f} of the steps"
-        for r in halving
+  for recs, method, claim, detail in claims:
+    picked = [r for r in recs if r["method"] == method]
+    if picked:
+      parts.append(
+        f"{claim} ({', '.join(detail(r) for r in picked)}): {_ok(all(r['target_met'] for r in picked))}"
       )
-      + f"): {_ok(all(r['target_met'] for r in halving))}"
-    )
-  pbt = [r for r in method_recs if r["method"] == "pbt"]
-  if pbt:
-    parts.append(
-      "PBT at the grid's compute, median over seeds at least as good as the grid's best ("
-      + ", ".join(
-        f"{r['task']} {_fmt(r['best_eval_median'])}, {r['seeds_at_least_grid']}/{r['seeds']} seeds"
-        for r in pbt
-      )
-      + f"): {_ok(all(r['target_met'] for r in pbt))}"
-    )
-  bridge = [r for r in optuna_recs if r["method"] == "optuna_bridge"]
-  if bridge:
-    parts.append(
-      "Optuna bridge >= 5x the trials/s of Optuna's loop, as good a best ("
-      + ", ".join(f"{r['task']} {r['speedup_vs_user']:.1f}x" for r in bridge)
-      + f"): {_ok(all(r['target_met'] for r in bridge))}"
-    )
   return "- Search (issue 14): " + "; ".join(parts) + "." if parts else ""
 
 
