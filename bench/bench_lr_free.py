@@ -122,16 +122,25 @@ def _optax(tx, n):
   return _Carry(jax.jit(step, donate_argnums=(0, 1)), p, state, {"w": jnp.full((n,), 0.01, jnp.float32)})
 
 
-def _torch(make, n, threads):
-  p = torch.nn.Parameter(torch.ones(n))
-  p.grad = torch.full((n,), 0.01)
+def _torch_device():
+  """PyTorch runs where JAX runs: the CPU, or CUDA when JAX is on a GPU and torch has CUDA (else skipped)."""
+  if jax.default_backend() == "cpu":
+    return "cpu"
+  return "cuda" if torch.cuda.is_available() else None
+
+
+def _torch(make, n, threads, device="cpu"):
+  p = torch.nn.Parameter(torch.ones(n, device=device))
+  p.grad = torch.full((n,), 0.01, device=device)
   opt = make([p])
   default = torch.get_num_threads()
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
   def step():
     torch.set_num_threads(threads or default)
     try:
       opt.step()
+      sync()
     finally:
       torch.set_num_threads(default)
 
@@ -159,10 +168,12 @@ def bench(names, sizes, repeats, budget, with_optax=True, warmup=2):
       if with_optax and make_optax is not None:
         with jax.numpy_dtype_promotion("standard"):
           fns[f"optax_{name}"] = _optax(make_optax(), n)
-      if torch is not None and make_torch is not None:
+      device = _torch_device() if torch is not None else None
+      if device is not None and make_torch is not None:
         try:
-          fns[f"torch_{name}_1t"] = _torch(make_torch, n, 1)
-          fns[f"torch_{name}"] = _torch(make_torch, n, 0)
+          if device == "cpu":  # one host thread changes nothing for CUDA kernels
+            fns[f"torch_{name}_1t"] = _torch(make_torch, n, 1)
+          fns[f"torch_{name}"] = _torch(make_torch, n, 0, device)
         except ImportError as e:  # the reference package is the parity extra
           log(f"  {name}: no reference ({e})")
       compile_s = {k: first_call(f) for k, f in fns.items() if k != "lr_jax_adam"}
