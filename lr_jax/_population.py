@@ -236,7 +236,7 @@ class Population:
 
   def _advance_streamed(self, steps: int, mask):
     """``advance`` on an iterable ``batches``: ``chunk_steps`` batches at a time are read, stacked and
-    trained by one scan (the next chunk is read and sent while one runs: two chunks in memory at
+    trained by one scan (the next chunk is read and sent while one runs: three chunks in memory at
     most); the score comes after the last chunk, on it when there is no ``eval_fn``."""
     plan, spec, fn = self._plan, self._spec, self._fn
     if steps == 0:  # a score, no training: on the last chunk read
@@ -272,7 +272,8 @@ class Population:
         self._last = data
       else:
         data = _sw._place(self._stream.chunk(parts[n + 1][1]), spec.mesh)  # read and sent while this runs
-      jax.block_until_ready(losses)  # else the loop would read the whole stream ahead of the device
+      if rows:  # else the loop would read the whole stream ahead of the device; the chunk before this
+        jax.block_until_ready(rows[-1])  # one, so that one chunk stays queued (as in sweep's _run)
       rows.append(losses)
     return (rows[0] if len(rows) == 1 else jnp.concatenate(rows, axis=1)), score
 
