@@ -138,7 +138,8 @@ def fusion_report(opt_name: str, n: int = 1_000_000) -> str:
   entry = text.split("\nENTRY", 1)[-1].split("\n}", 1)[0]
   shapes, parts = {}, []
   for line in entry.splitlines():
-    m = re.match(r"\s*(?:ROOT )?%(\S+) = (\S+?)(?:\{[^}]*\})? (\w[\w-]*)\((.*?)\)", line)
+    # The shape is one array (CPU: one output per loop fusion) or a tuple (GPU: multi-output fusions).
+    m = re.match(r"\s*(?:ROOT )?%(\S+) = (\([^=]*?\)|\S+?)(?:\{[^}]*\})? (\w[\w-]*)\((.*?)\)", line)
     if not m:
       continue
     name, shape, op, args = m.groups()
@@ -147,10 +148,11 @@ def fusion_report(opt_name: str, n: int = 1_000_000) -> str:
       reads = [
         a.strip().lstrip("%") for a in args.split(",") if f"[{n}]" in shapes.get(a.strip().lstrip("%"), "")
       ]
-      parts.append(f"{len(reads)} reads + 1 write")
-  total = sum(int(x.split()[0]) + 1 for x in parts)
+      writes = shape.count(f"[{n}]")
+      parts.append(f"{len(reads)} reads + {writes} write{'s' if writes > 1 else ''}")
+  total = sum(int(x.split()[0]) + int(x.split()[3]) for x in parts)
   return (
-    f"`update_step({opt_name})` compiles to {len(parts)} parameter-sized loop fusions ({'; '.join(parts)}): "
+    f"`update_step({opt_name})` compiles to {len(parts)} parameter-sized fusions ({'; '.join(parts)}): "
     f"{4 * total} bytes per float32 parameter, against {OPTIMIZERS[opt_name][3]} for a single pass."
   )
 

@@ -12,6 +12,7 @@
 #   optimizers the 10M-parameter optimizer step against Optax and torch fused (quick sizes)
 #
 #   PYTHON=/path/to/python bash bench/gpu.sh          # one file per part under $OUT (or bench/results/gpu)
+#   GPU_PARTS="data optimizers" bash bench/gpu.sh     # only these parts
 #
 # Needs a Python with jax[cuda], optax, chex, numpy, scikit-learn and torch with CUDA. The reference
 # packages (schedulefree, prodigyopt, dadaptation, dog-optimizer, torch-lr-finder) are taken from
@@ -44,6 +45,7 @@ status=0
 part() {  # part NAME CAP_S ARGS...: runs "$PY ARGS" into $OUTDIR/NAME.txt within min(CAP_S, budget left)
   local name=$1 cap=$2
   shift 2
+  case " ${GPU_PARTS:-$name} " in *" $name "*) ;; *) return ;; esac
   local left=$((BUDGET - ($(date +%s) - START)))
   if [ "$left" -lt 30 ]; then
     echo "$name: skipped ($left s of the budget left)"
