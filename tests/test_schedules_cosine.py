@@ -231,5 +231,10 @@ def test_derivative_at_an_options_default_is_the_finite_difference(make, default
     fd = (total(default) - total(default - h)) / h if default == 1.0 else (total(h) - total(-h)) / (2 * h)
     np.testing.assert_allclose(grad, fd, rtol=1e-4)
     assert abs(float(grad)) > 1.0
-    # the same rates as the default fixed in the program (both jitted: eager ops round sin differently)
-    np.testing.assert_array_equal(jax.jit(lambda v: make(v)(t))(jnp.float64(default)), jax.jit(lambda: make(default)(t))())
+    # the same rates as the default fixed in the program (both jitted: eager ops round sin differently):
+    # bit for bit on a CPU; 2.2e-16 apart at most on an H200, whose XLA fuses the two programs differently
+    traced, fixed = jax.jit(lambda v: make(v)(t))(jnp.float64(default)), jax.jit(lambda: make(default)(t))()
+    if jax.default_backend() == "cpu":
+      np.testing.assert_array_equal(traced, fixed)
+    else:
+      np.testing.assert_allclose(traced, fixed, rtol=0, atol=1e-15)

@@ -275,7 +275,9 @@ def test_strategy_rule():
     grid={"lr": [0.1, 0.2]},
     num_steps=2,
   )
-  assert res.strategy == "map" and res.chunk_size == 1 and res.valid.all()
+  # the rule on this backend (an H200 run of the suite: "vmap", as the GPU line above says)
+  want = ("map", 1) if jax.default_backend() == "cpu" else ("vmap", 2)
+  assert (res.strategy, res.chunk_size) == want and res.valid.all()
 
 
 def test_grid_expansion():
