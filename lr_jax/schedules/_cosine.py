@@ -3,6 +3,8 @@ Hugging Face twins ``cosine_with_min_lr`` and ``cosine_with_restarts``."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -203,6 +205,97 @@ def _safe_div(num, den):
   return jnp.where(pos, num / jnp.where(pos, den, 1), 0)
 
 
+def _restarts(vals, step, spec, branch: str):
+  """The rate of :class:`CosineWarmRestarts` at ``step``: ``branch`` "plain" (SGDR alone), "options"
+  (the general formula) or "at_defaults" (a lax.cond of the two on whether the options are at their
+  defaults). ``vals``: the nine hyperparameters as floats; ``spec``: (dtype, warmup_prefix, k static 1)."""
+  dt, prefix, k_one = spec
+  init, period, mult, end, decay, limit, kd, w, w0 = vals
+  period = jnp.where(period >= 1, period, 1)  # keeps invalid lanes finite until poisoned
+  t_all = as_step(step, dt)
+  cstep, frac = _shift(step, w, dt) if prefix else (step, None)
+  tf = cstep if frac is None else as_step(cstep, dt) - frac  # the cycles' clock
+  t = as_step(tf, dt)
+  # One of three branches, chosen by the scalar period_mult with lax.switch so that only the
+  # branch needed runs; period_mult can still be traced (under vmap over it the switch becomes a
+  # per-lane select of all three). Each gives (fraction of the cycle still ahead, cycle index).
+  one = mult <= 1
+  whole = mult == jnp.round(mult)
+  safe = jnp.where(one, 2, mult)  # keeps the unused branches finite (and their gradients)
+  shape = jnp.broadcast_shapes(t.shape, period.shape, mult.shape)
+  index = jnp.where(one, 0, jnp.where(whole, 1, 2))
+
+  def pick(branches):
+    if index.ndim == 0:
+      return jax.lax.switch(
+        index,
+        [lambda f=f: jax.tree.map(lambda x: jnp.broadcast_to(x, shape).astype(dt), f()) for f in branches],
+      )
+    outs = [f() for f in branches]  # array-valued hyperparameters: every branch, selected elementwise
+    return jax.tree.map(
+      lambda a, b, c: jnp.select([index == 0, index == 1], [a, b], c), outs[0], outs[1], outs[2]
+    )
+
+  def cosine(remaining, peak):
+    # (1 + cos(pi * T_cur / T_i)) / 2 == sin^2(pi/2 * (T_i - T_cur) / T_i): exact at cycle ends.
+    return end + (peak - end) * jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
+
+  def plain():  # SGDR alone (the options at their defaults): the cycle index is not needed
+    remaining = pick(
+      (
+        lambda: (period - _remainder(step, period, dt)) / period,  # exact for integer steps to 2**31-1
+        lambda: _remaining_whole(t_all, period, safe)[0],
+        lambda: _remaining_fractional(t_all, period, safe)[0],
+      )
+    )
+    return jnp.broadcast_to(cosine(remaining, init), shape)
+
+  def options():  # decay, cycle limit, k-decay, warm-up
+    def first():  # exact for integer steps to 2**31-1 (also after a whole warm-up prefix)
+      out = ((period - _remainder(cstep, period, dt)) / period, _floor_div(cstep, period, dt))
+      if frac is None:
+        return out
+      off = ((period - _remainder(tf, period, dt)) / period, _floor_div(tf, period, dt))
+      return tuple(jnp.where(frac == 0, a, b) for a, b in zip(out, off))  # a fractional prefix
+
+    remaining, cycle = pick(
+      (
+        first,
+        lambda: _remaining_whole(t, period, safe),
+        lambda: _remaining_fractional(t, period, safe),
+      )
+    )
+    # k-decay: cos(pi * (T_cur / T_i) ** k); exactly the plain fraction when k == 1.
+    if not k_one:  # a static k of 1: no power (a log and an exp per step)
+      # exactly the plain fraction at k == 1 (1 - (1 - r) would round it), with the k-derivative
+      remaining = _exactly_at_one(remaining, 1 - _pow_log(1 - remaining, kd), kd)
+    rate = cosine(remaining, init * jnp.exp(cycle * jnp.log(decay)))  # init * decay**cycle
+    rate = jnp.where((limit > 0) & (cycle >= limit), end, rate)
+    ramp = w0 + (init - w0) * _safe_div(t_all, w)  # exactly w0 at step 0
+    return jnp.broadcast_to(jnp.where(t_all < w, ramp, rate), shape)
+
+  if branch == "plain":
+    return plain()
+  if branch == "options":
+    return options()
+  at_defaults = (decay == 1) & (limit == 0) & (kd == 1) & (w == 0)
+  return jax.lax.cond(at_defaults, plain, options)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _restarts_fast(vals, step, spec):
+  """SGDR alone when the (traced, scalar) options are at their defaults, else the general formula; the
+  derivatives always those of the general formula (its value at the defaults is the same)."""
+  return _restarts(vals, step, spec, "at_defaults")
+
+
+@_restarts_fast.defjvp
+def _restarts_fast_jvp(spec, primals, tangents):
+  vals, step = primals
+  dvals, dstep = tangents
+  return jax.jvp(lambda v, s: _restarts(v, s, spec, "options"), (vals, step), (dvals, dstep))
+
+
 @schedule_class
 class CosineWarmRestarts(Schedule):
   """See :func:`cosine_warm_restarts`."""
@@ -221,90 +314,30 @@ class CosineWarmRestarts(Schedule):
 
   def _eval(self, step: ArrayLike) -> jax.Array:
     dt = self.dtype
-    init, period, mult, end, decay, limit, kd, w, w0 = (
-      as_float(x, dt)
-      for x in (
-        self.init_value,
-        self.period,
-        self.period_mult,
-        self.end_value,
-        self.decay,
-        self.cycle_limit,
-        self.k_decay,
-        self.warmup_steps,
-        self.warmup_init,
-      )
-    )
-    period = jnp.where(period >= 1, period, 1)  # keeps invalid lanes finite until poisoned
-    t_all = as_step(step, dt)
-    cstep, frac = _shift(step, self.warmup_steps, dt) if self.warmup_prefix else (step, None)
-    tf = cstep if frac is None else as_step(cstep, dt) - frac  # the cycles' clock
-    t = as_step(tf, dt)
-    # One of three branches, chosen by the scalar period_mult with lax.switch so that only the
-    # branch needed runs; period_mult can still be traced (under vmap over it the switch becomes a
-    # per-lane select of all three). Each gives (fraction of the cycle still ahead, cycle index).
-    one = mult <= 1
-    whole = mult == jnp.round(mult)
-    safe = jnp.where(one, 2, mult)  # keeps the unused branches finite (and their gradients)
-    shape = jnp.broadcast_shapes(t.shape, period.shape, mult.shape)
-    index = jnp.where(one, 0, jnp.where(whole, 1, 2))
-
-    def pick(branches):
-      if index.ndim == 0:
-        return jax.lax.switch(
-          index,
-          [lambda f=f: jax.tree.map(lambda x: jnp.broadcast_to(x, shape).astype(dt), f()) for f in branches],
-        )
-      outs = [f() for f in branches]  # array-valued hyperparameters: every branch, selected elementwise
-      return jax.tree.map(
-        lambda a, b, c: jnp.select([index == 0, index == 1], [a, b], c), outs[0], outs[1], outs[2]
-      )
-
-    def cosine(remaining, peak):
-      # (1 + cos(pi * T_cur / T_i)) / 2 == sin^2(pi/2 * (T_i - T_cur) / T_i): exact at cycle ends.
-      return end + (peak - end) * jnp.square(jnp.sin(0.5 * jnp.pi * remaining))
-
-    def plain():  # SGDR alone (the options at their defaults): the cycle index is not needed
-      remaining = pick(
-        (
-          lambda: (period - _remainder(step, period, dt)) / period,  # exact for integer steps to 2**31-1
-          lambda: _remaining_whole(t_all, period, safe)[0],
-          lambda: _remaining_fractional(t_all, period, safe)[0],
-        )
-      )
-      return jnp.broadcast_to(cosine(remaining, init), shape)
-
-    def options():  # decay, cycle limit, k-decay, warm-up
-      def first():  # exact for integer steps to 2**31-1 (also after a whole warm-up prefix)
-        out = ((period - _remainder(cstep, period, dt)) / period, _floor_div(cstep, period, dt))
-        if frac is None:
-          return out
-        off = ((period - _remainder(tf, period, dt)) / period, _floor_div(tf, period, dt))
-        return tuple(jnp.where(frac == 0, a, b) for a, b in zip(out, off))  # a fractional prefix
-
-      remaining, cycle = pick(
-        (
-          first,
-          lambda: _remaining_whole(t, period, safe),
-          lambda: _remaining_fractional(t, period, safe),
-        )
-      )
-      # k-decay: cos(pi * (T_cur / T_i) ** k); exactly the plain fraction when k == 1.
-      if not static_equal(self.k_decay, 1):  # a static k of 1: no power (a log and an exp per step)
-        # exactly the plain fraction at k == 1 (1 - (1 - r) would round it), with the k-derivative
-        remaining = _exactly_at_one(remaining, 1 - _pow_log(1 - remaining, kd), kd)
-      rate = cosine(remaining, init * jnp.exp(cycle * jnp.log(decay)))  # init * decay**cycle
-      rate = jnp.where((limit > 0) & (cycle >= limit), end, rate)
-      ramp = w0 + (init - w0) * _safe_div(t_all, w)  # exactly w0 at step 0
-      return jnp.broadcast_to(jnp.where(t_all < w, ramp, rate), shape)
-
-    # One program for both, but only the one needed runs (both, as a select, when vmapped over them).
-    # The options at their defaults as static numbers: SGDR alone. Otherwise (one of them set, or an
-    # array, or traced under jit/vmap/grad) the general formula, which at the defaults gives the same
-    # values, and the right derivatives in decay and k_decay (a cond or select on "at the default"
-    # would differentiate only the plain branch: 0).
+    fields = ("init_value", "period", "period_mult", "end_value", "decay", "cycle_limit", "k_decay",
+              "warmup_steps", "warmup_init")  # fmt: skip
+    vals = tuple(as_float(getattr(self, k), dt) for k in fields)
+    # Which formula: the options at their defaults as static numbers: SGDR alone ("plain"). One of them
+    # set to another static number, or array-valued: the general formula ("options"). Traced scalars
+    # (under jit, vmap, grad) that may sit at the defaults: "fast", which runs SGDR alone when they do
+    # (a lax.cond) and takes its derivatives from the general formula (a custom JVP: a cond or select
+    # on "at the default" alone would differentiate only the plain branch, 0 in decay and k_decay).
     defaults = (("decay", 1), ("cycle_limit", 0), ("k_decay", 1), ("warmup_steps", 0))
-    rate = plain() if all(static_equal(getattr(self, k), v) for k, v in defaults) else options()
+    opts = [getattr(self, k) for k, _ in defaults]
+    if all(static_equal(x, v) for x, (_, v) in zip(opts, defaults)):
+      branch = "plain"
+    elif any(
+      (isinstance(x, (int, float)) and not static_equal(x, v)) or jnp.ndim(x) > 0
+      for x, (_, v) in zip(opts, defaults)
+    ) or any(jnp.ndim(v) > 0 for v in vals):
+      branch = "options"
+    else:
+      branch = "fast"
+    spec = (dt, self.warmup_prefix, static_equal(self.k_decay, 1))
+    if branch == "fast":
+      rate = _restarts_fast(vals, step, spec)
+    else:
+      rate = _restarts(vals, step, spec, branch)
     return poison(rate, self.valid())
 
 
