@@ -130,13 +130,14 @@ def test_every_schedule_holds_integer_steps_beyond_int32(name):
   ctor, kwargs, _, _ = SCHEDULE_CASES[name]
   s = build(ctor, kwargs)
   last = np.asarray(s(INT32_MAX))
+  # every array below has 4 steps (one compile of the eager program per shape and dtype)
   big = [2**31, 2**32 + 5, 2**40, 2**63 - 1]
   np.testing.assert_array_equal(s(np.array(big, np.int64)), np.full(4, last))
-  np.testing.assert_array_equal(s(np.array([2**31, 2**64 - 1], np.uint64)), np.full(2, last))
+  np.testing.assert_array_equal(s(np.array([2**31, 2**64 - 1, 2**32, 2**31 + 1], np.uint64)), np.full(4, last))
   np.testing.assert_array_equal(s(np.uint32(2**31 + 7)), last)
   for step in (2**31, 2**100):
     np.testing.assert_array_equal(s(step), last)
-  np.testing.assert_array_equal(s([2**31, 2**100, 3]), np.array([last, last, s(3)]))
+  np.testing.assert_array_equal(s([2**31, 2**100, 3, 2**40]), np.array([last, last, s(3), last]))
   np.testing.assert_array_equal(s(np.int64(-(2**40))), s(0))  # below 0 counts as 0
   # traced uint32 steps (x64 off) are held too
   np.testing.assert_array_equal(jax.jit(s)(jnp.array([2**31 + 5], jnp.uint32)), [last])
