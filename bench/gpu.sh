@@ -10,6 +10,9 @@
 #   data       issue 12: sweep on streamed NumPy batches >= 0.9x the stacked path; keep_params < 10%
 #   sweep      the 32-rate sweep against loops and PyTorch, and its peak device memory
 #   optimizers the 10M-parameter optimizer step against Optax and torch fused (quick sizes)
+#   tune       issue 16: gradient tuning against the 32-point grid (GPU compute units; not by default)
+#   tests      the test suite on the GPU, files that need an installed console script, the network
+#              or forced CPU host devices left out (not by default; about 4 minutes with 12 workers)
 #
 #   PYTHON=/path/to/python bash bench/gpu.sh          # one file per part under $OUT (or bench/results/gpu)
 #   GPU_PARTS="data optimizers" bash bench/gpu.sh     # only these parts
@@ -28,7 +31,8 @@ OUTDIR="${OUT:-bench/results/gpu}"
 mkdir -p "$OUTDIR"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false   # lets the memory subprocesses share the GPU; device peaks are still exact
 export TQDM_DISABLE=1 PYTHONUNBUFFERED=1
-if [ -d .whl/site ]; then export PYTHONPATH="$PWD/.whl/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"; fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # lr_jax from this checkout (the tests part imports it)
+if [ -d .whl/site ]; then export PYTHONPATH="$PWD/.whl/site:$PYTHONPATH"; fi
 BUDGET="${GPU_BUDGET_S:-420}"
 START=$(date +%s)
 
@@ -65,8 +69,14 @@ part lr_free 120 bench/bench_lr_free.py --mode quick
 part data 80 bench/bench_sweep.py --mode quick --data-only
 part sweep 90 bench/bench_sweep.py --mode quick
 part optimizers 90 bench/run.py --quick --only optimizers --out "${TMPDIR:-/tmp}/lr_jax_gpu_run"  # its report is in optimizers.txt
+if [ -n "${GPU_PARTS:-}" ]; then  # only when asked for by name
+  part tune 240 bench/bench_hypergrad.py --mode quick --tasks digits diabetes --parts cost tune
+  part tests 300 -m pytest -q -n 12 -p no:cacheprovider --tb=line -rfE \
+    --ignore=tests/test_packaging.py --ignore=tests/test_bench_smoke.py --ignore=tests/test_distributed.py \
+    --ignore=tests/test_sharding.py --ignore=tests/test_sharding_finder.py --ignore=tests/test_sharding_sweep.py tests
+fi
 echo "total $(($(date +%s) - START)) s"
-for f in finder hypergrad lr_free data sweep optimizers; do
+for f in finder hypergrad lr_free data sweep optimizers tune tests; do
   [ -f "$OUTDIR/$f.txt" ] && { echo "=== $f"; grep -v '^{' "$OUTDIR/$f.txt" | tail -40; }
 done
 exit $status
