@@ -44,8 +44,9 @@ def report(folder: Path = DEFAULT) -> str:
   gpu = info[1].split(",")[0].strip()
   versions = info[2].split(" [")[0].split()
   lines = [
-    f"One run of `bash bench/gpu.sh` on one {gpu} ({info[3].strip()} CPU cores), python {versions[0]}, "
-    f"jax {versions[2]}, optax {versions[4]}, torch {versions[6]}; the files are in "
+    f"Two runs of `bash bench/gpu.sh` on one {gpu} ({info[3].strip()} CPU cores), python {versions[0]}, "
+    f"jax {versions[2]}, optax {versions[4]}, torch {versions[6]}, the second (`data.txt`, "
+    f"`optimizers-2.txt`) after the streaming change below; the files are in "
     f"`bench/results/{folder.name}/` (JSON lines with every sample). Medians of interleaved rounds:",
     "",
   ]
@@ -54,7 +55,8 @@ def report(folder: Path = DEFAULT) -> str:
     f"- LR range test (issue 12): 8 repeats cost {f['repeats8_over_1']:.2f}x one repeat "
     f"(minima {f['repeats8_over_1_min']:.2f}x; goal <= 1.5x on a device with spare parallelism: "
     f"{_ok(f['repeats8_over_1'] <= 1.5)}); one repeat {1e3 * f['lr_find_s']:.2f} ms, "
-    f"{f['speedup_vs_torch_lr_finder']:.1f}x faster than torch-lr-finder on the same GPU."
+    f"{f['speedup_vs_torch_lr_finder']:.1f}x faster than torch-lr-finder (which ran on the machine's CPU: "
+    "bench_finder does not move PyTorch to CUDA)."
   )
   cost = [r for r in _records(folder / "hypergrad.txt") if r.get("name") == "hypergrad_cost"]
   fw = ", ".join(f"{r['task']} {r['forward_ratio']:.2f}x" for r in cost)
@@ -94,7 +96,8 @@ def report(folder: Path = DEFAULT) -> str:
   lines.append(
     f"- Sweep of {s['configs']} Adam rates x {s['steps']} steps: `lr_jax.sweep` ({s['strategy']}) "
     f"{1e3 * s['sweep_s']:.0f} ms, {s['speedup_vs_loop_of_scans']:.1f}x faster than a loop of jitted "
-    f"scans and {s['speedup_vs_torch']:.0f}x faster than a PyTorch loop."
+    f"scans and {s['speedup_vs_torch']:.0f}x faster than a PyTorch loop on the machine's CPU (1 thread; "
+    "bench_sweep does not move PyTorch to CUDA)."
   )
   opt = [r for r in _records(folder / "optimizers.txt") if r.get("contender") == "summary"]
   one = [r for r in opt if r["leaves"] == 1]
