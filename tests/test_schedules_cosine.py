@@ -234,7 +234,12 @@ def test_derivative_at_an_options_default_is_the_finite_difference(make, default
     # the same rates as the default fixed in the program (both jitted: eager ops round sin differently):
     # bit for bit on a CPU; 2.2e-16 apart at most on an H200, whose XLA fuses the two programs differently
     traced, fixed = jax.jit(lambda v: make(v)(t))(jnp.float64(default)), jax.jit(lambda: make(default)(t))()
+    # an array-valued option takes the general formula whatever its value: at the default it too must
+    # give the default's rates (a traced scalar may be routed to the plain formula by a lax.cond)
+    general = jax.jit(lambda v: make(v)(t))(jnp.full((1,), default, jnp.float64))
     if jax.default_backend() == "cpu":
       np.testing.assert_array_equal(traced, fixed)
+      np.testing.assert_array_equal(general, fixed)
     else:
       np.testing.assert_allclose(traced, fixed, rtol=0, atol=1e-15)
+      np.testing.assert_allclose(general, fixed, rtol=0, atol=1e-15)
