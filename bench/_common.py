@@ -57,6 +57,17 @@ def env_info() -> dict:
 _BASE = None
 
 
+def torch_device(torch) -> str | None:
+  """Where PyTorch runs beside JAX: ``"cpu"`` when JAX is on the CPU, ``"cuda"`` when JAX is on a GPU
+  and this torch has CUDA, else ``None`` (no PyTorch contender: a CPU-only torch is not compared
+  with a GPU)."""
+  if torch is None:
+    return None
+  if jax.default_backend() == "cpu":
+    return "cpu"
+  return "cuda" if torch.cuda.is_available() else None
+
+
 def emit(record: dict) -> dict:
   """Prints one JSON line (name, backend, jax_version, compile_s, run_s, ...) and keeps it."""
   global _BASE

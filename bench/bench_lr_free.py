@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median
+from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median, torch_device
 
 from lr_jax import optimizers as O
 
@@ -122,13 +122,6 @@ def _optax(tx, n):
   return _Carry(jax.jit(step, donate_argnums=(0, 1)), p, state, {"w": jnp.full((n,), 0.01, jnp.float32)})
 
 
-def _torch_device():
-  """PyTorch runs where JAX runs: the CPU, or CUDA when JAX is on a GPU and torch has CUDA (else skipped)."""
-  if jax.default_backend() == "cpu":
-    return "cpu"
-  return "cuda" if torch.cuda.is_available() else None
-
-
 def _torch(make, n, threads, device="cpu"):
   p = torch.nn.Parameter(torch.ones(n, device=device))
   p.grad = torch.full((n,), 0.01, device=device)
@@ -168,7 +161,7 @@ def bench(names, sizes, repeats, budget, with_optax=True, warmup=2):
       if with_optax and make_optax is not None:
         with jax.numpy_dtype_promotion("standard"):
           fns[f"optax_{name}"] = _optax(make_optax(), n)
-      device = _torch_device() if torch is not None else None
+      device = torch_device(torch)
       if device is not None and make_torch is not None:
         try:
           if device == "cpu":  # one host thread changes nothing for CUDA kernels

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median
+from _common import emit, first_call, fmt_ms, fmt_ratio, interleave, log, md_table, median, torch_device
 
 from lr_jax import optimizers as O
 
@@ -39,15 +39,6 @@ try:
   import torch
 except ImportError:  # pragma: no cover - torch is the parity extra
   torch = None
-
-
-def _torch_device():
-  """PyTorch runs on the device JAX uses: the CPU, or CUDA when JAX is on a GPU and torch has CUDA (else skipped)."""
-  if torch is None:
-    return None
-  if jax.default_backend() == "cpu":
-    return "cpu"
-  return "cuda" if torch.cuda.is_available() else None
 
 
 def _torch_sync():
@@ -217,7 +208,7 @@ def bench_case(opt_name, n, leaves, repeats, budget=0.0):
   fns["optax_donated"] = _Carry(jax.jit(_plain_step(otx), donate_argnums=(0, 1)), p1, otx.init(p1), grads)
   p2 = _jax_tree(sizes, 1.0)
   fns["optax_jit"] = _Carry(jax.jit(_plain_step(otx)), p2, otx.init(p2), grads)
-  device = _torch_device()
+  device = torch_device(torch)
   if device is not None:
     for label, fused in (("torch_foreach", False), ("torch_fused", True)):
       f = _torch_case(torch_cls, torch_kw, sizes, fused, device)

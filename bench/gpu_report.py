@@ -44,10 +44,12 @@ def report(folder: Path = DEFAULT) -> str:
   gpu = info[1].split(",")[0].strip()
   versions = info[2].split(" [")[0].split()
   lines = [
-    f"Two runs of `bash bench/gpu.sh` on one {gpu} ({info[3].strip()} CPU cores), python {versions[0]}, "
-    f"jax {versions[2]}, optax {versions[4]}, torch {versions[6]}, the second (`data.txt`, "
-    f"`optimizers-2.txt`) after the streaming change below; the files are in "
-    f"`bench/results/{folder.name}/` (JSON lines with every sample). Medians of interleaved rounds:",
+    (
+      f"Two runs of `bash bench/gpu.sh` on one {gpu} ({info[3].strip()} CPU cores), python {versions[0]}, "
+      f"jax {versions[2]}, optax {versions[4]}, torch {versions[6]}, the second (`data.txt`, "
+      f"`optimizers-2.txt`) after the streaming change below; the files are in "
+      f"`bench/results/{folder.name}/` (JSON lines with every sample). Medians of interleaved rounds:"
+    ),
     "",
   ]
   f = _one(_records(folder / "finder.txt"), contender="summary")
@@ -76,7 +78,9 @@ def report(folder: Path = DEFAULT) -> str:
     "of the reference packages' `step()` on the same GPU"
     + (
       "; slower in "
-      + ", ".join(f"{r['optimizer']} {r['params'] // 1_000_000}M ({r['speedup_vs_torch']:.2f}x)" for r in slower)
+      + ", ".join(
+        f"{r['optimizer']} {r['params'] // 1_000_000}M ({r['speedup_vs_torch']:.2f}x)" for r in slower
+      )
       if slower
       else ""
     )

@@ -489,6 +489,7 @@ def test_one_cycle():
   trail = run_rule(sgd_rule, sched[:, 0], None, (xb, yb), k, momentum=sched[:, 1])
   check_fit(after(out, "y = 3x + 2 + noise, sgd with one_cycle(0.5)"), trail[-1], x, y, atol=1e-4)
 
+
 # --------------------------------------------------------------------------------------------------
 # The tutorial's text (was tests/test_tutorial.py: in this file the scripts run once per worker).
 #

@@ -228,7 +228,6 @@ def test_tune_backs_off_from_diverged_starts_and_fixes_numbers():
   assert res.best_start == 1 and res.fixed == {"pct": 0.25} and res.best_hparams["pct"] == 0.25
 
 
-
 def test_tune_backs_off_from_a_gradient_whose_square_overflows():
   # p = 10 * lr after 10 SGD steps on -p; the held-out loss (p - 1)^2 has a cliff past p = 1.5 whose
   # gradient (~3e25 at p = 2.2) is finite in float32 but its square is not: Adam's second moment
@@ -243,6 +242,7 @@ def test_tune_backs_off_from_a_gradient_whose_square_overflows():
   assert 10 * lr[1] > 1.5 and np.isfinite(res.values[1, 0]) and res.values[1, 0] > 1e20  # the cliff
   np.testing.assert_allclose(lr[2], np.sqrt(lr[0] * lr[1]), rtol=1e-5)  # halfway back (log coordinate)
   assert res.best_value < 0.1
+
 
 @pytest.mark.parametrize(
   ("kwargs", "match"),

@@ -15,9 +15,9 @@
   schedule); float64 parameters train like float32 ones within ``X64_RTOL``.
 """
 
+import functools
 import json
 import os
-import functools
 import subprocess
 import sys
 from pathlib import Path
