@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -363,6 +364,10 @@ def hypergradient(
   Returns:
     A :class:`HypergradResult` (``value``, ``grads``, ``log_space``, ``losses``, ``params``, ...).
 
+  Warns:
+    RuntimeWarning: when ``value`` or a gradient is not finite (a diverged run): the NaN comes back,
+      with the step where the training loss first was not finite.
+
   Raises:
     ValueError: a bad ``mode``, ``log_space``, ``wrt``, ``checkpoint_every`` (or one given in forward
       mode), ``num_steps``; a hyperparameter that is not a finite number, or not > 0 in log space;
@@ -394,6 +399,7 @@ def hypergradient(
     checkpoint_every,
   )  # fmt: skip
   value, grads, (losses, train) = _hypergrad_program(*args, spec=spec)
+  _warn_nonfinite(value, grads, losses, fn="hypergradient")
   return HypergradResult(
     value=value,
     grads=grads,
@@ -404,6 +410,31 @@ def hypergradient(
     mode=spec.mode,
     checkpoint_every=spec.segment if spec.mode == "reverse" else None,
   )
+
+
+def _warn_nonfinite(value, grads, losses, *, fn: str):
+  """A ``RuntimeWarning`` when the objective or a gradient is not finite, saying where it went wrong:
+  the NaN is returned (as ``lr_find`` returns a NaN suggestion), never silently used as a number."""
+  value = float(value)
+  bad = sorted(k for k, g in grads.items() if not np.isfinite(float(g)))
+  if np.isfinite(value) and not bad:
+    return
+  losses = np.asarray(losses)
+  nonfinite = np.flatnonzero(~np.isfinite(losses))
+  if nonfinite.size:
+    where = (
+      f"training diverged: the training loss is {losses[nonfinite[0]]} from step {int(nonfinite[0])} of "
+      f"{losses.size} on (lower the rate, or clip the gradients)"
+    )
+  elif not np.isfinite(value):
+    where = "training stayed finite, so the objective (eval_fn) is not finite at the trained params"
+  else:
+    where = (
+      "training and the objective stayed finite, but the derivative overflowed or hit a non-differentiable "
+      "point (a chaotic run: try fewer steps or a smaller rate)"
+    )
+  what = f"value={value}" if not np.isfinite(value) else f"value={value:.6g} but grads of {bad} not finite"
+  warnings.warn(f"{fn}: not finite ({what}): {where}.", RuntimeWarning, stacklevel=3)
 
 
 def _prepare(

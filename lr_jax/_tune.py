@@ -31,7 +31,7 @@ from lr_jax._hypergrad import (
   _value_and_grad,
 )
 from lr_jax._hypergrad_result import TuneResult, _plain
-from lr_jax._validation import flag, number
+from lr_jax._validation import check, flag, is_traced, number
 
 __all__ = ["TuneResult", "tune"]
 
@@ -375,9 +375,12 @@ def tune(
   mode = _mode(mode, fn)
   tuned, fixed = _tune_dims(space, fn)
   outer_steps = _sw._positive_int(outer_steps, "outer_steps", fn)
-  ok = not isinstance(outer_lr, bool) and isinstance(outer_lr, (numbers.Real, np.floating, np.integer))
-  if not ok or not math.isfinite(outer_lr) or not outer_lr > 0:
-    raise ValueError(f"{fn}: `outer_lr` must be a finite number > 0, got outer_lr={outer_lr!r}.")
+  # any concrete real scalar (a NumPy or JAX one too, as every other hyperparameter): a named ValueError
+  # for a bool, a string, an array, NaN/inf or a value <= 0
+  if is_traced(outer_lr):
+    raise ValueError(f"{fn}: `outer_lr` must be a concrete number (tune runs outside jax.jit), got a traced one.")
+  outer_lr = float(number(outer_lr, fn=fn, name="outer_lr"))
+  check(outer_lr > 0, fn=fn, must="`outer_lr` must be a finite number > 0", outer_lr=outer_lr)
   if sampler not in spaces.SAMPLERS:
     raise ValueError(f"{fn}: `sampler` must be one of {spaces.SAMPLERS}, got sampler={sampler!r}.")
   seed = spaces.check_seed(seed, fn)

@@ -5,6 +5,8 @@ The references are written here, independently of lr_jax/_hypergrad.py: a plain 
 differences of it (float64) give the gradient that both modes must match.
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -237,7 +239,8 @@ def test_tune_backs_off_from_a_gradient_whose_square_overflows():
   res = lr_jax.tune(lambda p, b: -p, jnp.zeros(()), batches, lambda lr: optax.sgd(lr),
                     {"lr": spaces.log_uniform(1e-3, 10.0)}, 10,
                     eval_fn=lambda p: (p - 1) ** 2 + 1e25 * jax.nn.relu(p - 1.5) ** 2,
-                    init={"lr": 0.03}, num_starts=1, outer_steps=3, outer_lr=2.0)  # fmt: skip
+                    init={"lr": 0.03}, num_starts=1, outer_steps=3, outer_lr=jnp.float32(2.0))  # fmt: skip
+  # (a JAX scalar outer_lr is a number like any other: it was refused as not a number)
   lr = res.hparams["lr"][:, 0]
   assert 10 * lr[1] > 1.5 and np.isfinite(res.values[1, 0]) and res.values[1, 0] > 1e20  # the cliff
   np.testing.assert_allclose(lr[2], np.sqrt(lr[0] * lr[1]), rtol=1e-5)  # halfway back (log coordinate)
@@ -289,6 +292,9 @@ def test_hypergradient_validation(kwargs, match):
     ({"init": {"lr": 5.0}}, r"`init\['lr'\]` must lie in the space's range"),
     ({"init": {"b1": 0.9}}, r"`init` names must be tuned dimensions"),
     ({"outer_lr": 0.0}, r"`outer_lr` must be a finite number > 0"),
+    ({"outer_lr": np.float32(-1.0)}, r"tune: `outer_lr` must be a finite number > 0, got outer_lr=-1.0"),
+    ({"outer_lr": True}, r"tune: `outer_lr` must be a number, got outer_lr=True"),
+    ({"outer_lr": float("inf")}, r"tune: `outer_lr` must be finite"),
     ({"outer_steps": 0}, r"`outer_steps` must be >= 1"),
     ({"num_starts": 0}, r"`num_starts` must be an integer >= 1"),
     ({"seeds": 2}, r"`seeds` needs `init_fn`"),
@@ -333,3 +339,30 @@ def test_step_counts_documented_as_relaxable_are(case):
   else:
     assert np.any(deriv != 0)
     np.testing.assert_allclose(deriv, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_hypergradient_warns_when_the_objective_or_its_gradient_is_not_finite():
+  # A NaN objective used to come back silently; it must come back with a RuntimeWarning saying where.
+  loss, batches, eval_fn = _linreg_task()
+  make = lambda lr: optax.sgd(lr)  # noqa: E731
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # a finite run warns of nothing
+    ok = lr_jax.hypergradient(loss, jnp.zeros(2), batches, make, {"lr": 0.01}, 8, eval_fn=eval_fn)
+  assert np.isfinite(ok.value)
+  # SGD on this least squares diverges above 2 / lambda_max (about 1): at lr = 1e3 the loss overflows;
+  # the step where it first does, from a NumPy loop of the same SGD in float32
+  x, y = (np.asarray(b) for b in batches)
+  w, first = np.zeros(2, np.float32), None
+  with np.errstate(over="ignore", invalid="ignore"):
+    for t in range(8):
+      r = x[t % 5] @ w - y[t % 5]
+      if first is None and not np.isfinite(np.mean(r**2)):
+        first = t
+      w = w - np.float32(1e3) * (2 * x[t % 5].T @ r / len(r))
+  assert first is not None
+  with pytest.warns(RuntimeWarning, match=rf"hypergradient: not finite \(value=(nan|inf)\): training diverged: .* from step {first} of 8"):
+    bad = lr_jax.hypergradient(loss, jnp.zeros(2), batches, make, {"lr": 1e3}, 8, eval_fn=eval_fn)
+  assert not np.isfinite(bad.value)
+  # training stays finite, the objective does not: the warning says so
+  with pytest.warns(RuntimeWarning, match=r"the objective \(eval_fn\) is not finite"):
+    lr_jax.hypergradient(loss, jnp.zeros(2), batches, make, {"lr": 0.01}, 8, eval_fn=lambda w: jnp.log(-jnp.sum(w**2)))
