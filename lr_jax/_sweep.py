@@ -78,7 +78,8 @@ def expand_grid(grid) -> list[dict]:
     for name, values in grid.items():
       if not isinstance(name, str):
         raise ValueError(f"{fn}: `grid` axis names must be strings, got {name!r}.")
-      values = list(np.asarray(values).tolist()) if isinstance(values, (np.ndarray, jax.Array)) else values
+      # an array axis as a list (a 0-d array becomes a number, refused below as not a sequence)
+      values = np.asarray(values).tolist() if isinstance(values, (np.ndarray, jax.Array)) else values
       if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
         raise ValueError(
           f"{fn}: `grid` axis {name!r} must be a non-empty sequence of numbers, got {values!r}."
@@ -478,6 +479,37 @@ def _check_functions(loss_fn, optimizer, eval_fn, eval_mode, init_fn, fn="sweep"
     )
 
 
+def _check_optimizer_builds(optimizer, columns: dict, train_shape, fn="sweep"):
+  """Traces ``optimizer(hparams).init(params)`` abstractly (``jax.eval_shape``: nothing runs, and the
+  values are traced, so an invalid grid value still gives a NaN lane, not an error): a key the grid does
+  not have, or a return value that is not an Optax transformation, is a named ``ValueError`` here
+  instead of a ``KeyError`` or ``AttributeError`` from inside the vmapped trace."""
+  hp = {k: jax.ShapeDtypeStruct((), v.dtype) for k, v in columns.items()}
+
+  def build(h, train):
+    tx = optimizer(h)
+    if not callable(getattr(tx, "init", None)) or not callable(getattr(tx, "update", None)):
+      raise ValueError(
+        f"{fn}: `optimizer(hparams)` must return an optax.GradientTransformation (e.g. `lambda h: "
+        f"optax.adam(h['lr'])`), got {_describe(tx)}."
+      )
+    return tx.init(train)
+
+  try:
+    jax.eval_shape(build, hp, train_shape)
+  except KeyError as e:
+    raise ValueError(
+      f"{fn}: `optimizer(hparams)` reads the key {e.args[0]!r}, which the grid does not have; `hparams` "
+      f"holds the grid's axes {sorted(columns)}."
+    ) from None
+
+
+def _describe(x) -> str:
+  if isinstance(x, (jax.Array, jax.core.Tracer)):  # a tracer's repr names JAX internals
+    return f"an array of dtype {x.dtype} and shape {tuple(x.shape)}"
+  return repr(x)
+
+
 def _check_params(params, init_fn, fn="sweep"):
   """``(split, shared (train, frozen) or None, abstract (train, frozen))``."""
   if init_fn is not None:
@@ -555,8 +587,11 @@ def _check_arguments(
   elif eval_fn is not None:
     out = jax.eval_shape(lambda pf: eval_fn(split.merge(*pf)), shape)
     what = "eval_fn(params)"
-  if eval_fn is not None and getattr(out, "shape", None) != ():
-    raise ValueError(f"{fn}: `eval_fn` must return a scalar ({what}), got {out!r}.")
+  if eval_fn is not None and (
+    getattr(out, "shape", None) != () or jnp.issubdtype(getattr(out, "dtype", None), jnp.complexfloating)
+  ):  # a complex value would be ranked by its real part (NumPy drops the imaginary part)
+    raise ValueError(f"{fn}: `eval_fn` must return a real scalar ({what}), got {out!r}.")
+  _check_optimizer_builds(optimizer, columns, shape[0], fn)
   return _Args(
     configs, columns, seeds_t, seeds is not None, batches, stream, _loop.batch_spec(spec_batches), n,
     eval_batches, split, shared, shape, num_steps, eval_every, chunk_steps, keep_params, max_parallel,

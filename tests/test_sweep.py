@@ -296,7 +296,18 @@ def test_grid_expansion():
     ({"num_steps": 0}, "num_steps"),
     ({"max_parallel": 0}, "max_parallel"),
     ({"optimizer": optax.sgd(0.1)}, "optimizer"),
-    ({"eval_fn": lambda p: p["w"], "eval_mode": "min"}, "`eval_fn` must return a scalar"),
+    ({"eval_fn": lambda p: p["w"], "eval_mode": "min"}, "`eval_fn` must return a real scalar"),
+    # complex: it was ranked by its real part (NumPy dropped the imaginary part with a ComplexWarning)
+    ({"eval_fn": lambda p: p["b"] + 1j, "eval_mode": "min"}, "`eval_fn` must return a real scalar .*complex64"),
+    # a 0-d array axis was a TypeError ('float' object is not iterable)
+    ({"grid": {"lr": np.array(0.1)}}, "`grid` axis 'lr' must be a non-empty sequence of numbers, got 0.1"),
+    # a key the grid lacks was a KeyError from inside the vmapped trace
+    (
+      {"optimizer": lambda h: optax.sgd(h["learning_rate"])},
+      "`optimizer\\(hparams\\)` reads the key 'learning_rate', which the grid does not have; .*\\['lr'\\]",
+    ),
+    # not a transformation: was "AttributeError: BatchTracer has no attribute init"
+    ({"optimizer": lambda h: h["lr"]}, "must return an optax.GradientTransformation .*dtype float32 and shape \\(\\)"),
     (
       {"eval_fn": eval_fn},
       "`eval_mode` must be 'min' or 'max' when eval_fn is given, got eval_mode=None\\.",
