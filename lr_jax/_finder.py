@@ -205,6 +205,11 @@ def slide(
 _RULES = {"steepest": steepest, "minimum": minimum, "valley": valley, "steep": steep, "slide": slide}
 
 
+# A kept curve whose range is at most this fraction of its size is flat: the float32 rounding of the
+# bias-corrected EMA of a constant loss is a few 1e-7 of it, a real curve changes by orders more.
+_FLAT_RTOL = 1e-5
+
+
 def _suggest_one(lrs, smoothed, stop, method, skip_start, skip_end, name="lr") -> tuple[float, str | None]:
   """One curve's suggestion and, when it is NaN, why (fastai's order: trim, then cut at a NaN).
 
@@ -236,6 +241,14 @@ def _suggest_one(lrs, smoothed, stop, method, skip_start, skip_end, name="lr") -
       f"{skip_start} and last {skip_end}; a rule needs 2. A loss that diverges this early usually means "
       f"bad data (NaN/inf in a batch) or a loss that is not finite at the initial parameters; otherwise "
       f"lower min_lr."
+    )
+  span, size = float(np.ptp(sm_k)), float(np.max(np.abs(sm_k)))
+  if span <= _FLAT_RTOL * size:  # every rule would pick the rounding noise of the EMA: no answer
+    return float("nan"), (
+      f"the smoothed loss is flat over the {len(lrs_k)} points kept ({name}={float(lrs_k[0]):.3g}.."
+      f"{float(lrs_k[-1]):.3g}: it varies by {span:.3g} around {float(np.mean(sm_k)):.6g}), so the "
+      f"{method!r} rule would pick rounding noise; raise max_lr, or check that the loss depends on the "
+      "params (a zero gradient, frozen params)"
     )
   rate = _RULES[method](lrs_k, sm_k)
   if not np.isfinite(rate):
@@ -397,8 +410,10 @@ class LRFindResult(NamedTuple):
 
     Returns:
       The suggested rate, a float in ``[min_lr, max_lr]``; NaN, with a ``RuntimeWarning`` saying why,
-      when fewer than 2 points are left before the divergence after trimming, or when the rule
-      points outside the ramp (``"minimum"`` with the lowest loss within 10x of ``min_lr``). With
+      when fewer than 2 points are left before the divergence after trimming, when the smoothed loss
+      is flat over them (varies by at most 1e-5 of its size: every rule would pick rounding noise),
+      or when the rule points outside the ramp (``"minimum"`` with the lowest loss within 10x of
+      ``min_lr``). With
       repeats, a repeat without a suggestion is left out of the median (with a warning).
 
     Examples:
@@ -883,8 +898,9 @@ def lr_find(
       the result holds Python floats).
 
   Warns:
-    RuntimeWarning: when no rate can be suggested (``suggestion`` is then NaN), saying why, or when
-      some repeats have none (the median is over the others).
+    RuntimeWarning: when no rate can be suggested (``suggestion`` is then NaN), saying why (too few
+      points before the divergence, a flat curve, a rule pointing outside the ramp), or when some
+      repeats have none (the median is over the others).
 
   References:
     L. N. Smith, `Cyclical Learning Rates for Training Neural Networks

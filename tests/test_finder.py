@@ -280,6 +280,25 @@ def test_suggestion_is_in_range_or_nan_for_every_rule(min_lr):
       assert np.isnan(s) or min_lr * (1 - 1e-6) <= s <= 10.0, (method, s)
 
 
+def frozen_loss(w, b):
+  """A loss that forgot its params (0 * w): the same value at every step, a zero gradient."""
+  return 0.5 * jnp.mean(b[1] ** 2) + 0.0 * jnp.sum(w)
+
+
+def test_a_flat_curve_gives_no_suggestion_and_says_why():
+  # Every rule used to pick a point of the EMA's float32 rounding noise (1 +- 4e-7): "minimum" 6.7e-6,
+  # "slide" 0.24 on one such curve, with no warning. The closed form: the curve is 0.5 * mean(y^2).
+  with pytest.warns(RuntimeWarning, match=r"lr_find: no suggestion \(NaN\): the smoothed loss is flat over"):
+    res = lr_find(frozen_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd, num_steps=20)
+  np.testing.assert_allclose(res.smoothed_losses, 0.5 * np.mean(Y.astype(np.float64) ** 2), rtol=1e-6)
+  assert res.diverged_at is None and np.isnan(res.suggestion)
+  for method in finder.SUGGESTION_METHODS:
+    with pytest.warns(RuntimeWarning, match="flat"):
+      assert np.isnan(res.suggest(method))
+  with pytest.raises(ValueError, match="needs a finite suggestion"):
+    res.one_cycle(100)
+
+
 def test_too_few_points_before_divergence_give_nan():
   # lr from 1 (already past 2/lambda_max ~ 0.2): the run blows up in a few steps
   with pytest.warns(RuntimeWarning, match="lr_find: no suggestion .*stopped at step .*a rule needs 2"):
