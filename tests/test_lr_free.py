@@ -277,6 +277,40 @@ def test_complex_params_raise_instead_of_a_silent_wrong_number(name):
     make().init(params)
 
 
+@pytest.mark.parametrize(
+  ("make", "dtype", "fixed"),
+  [
+    (O.prodigy, jnp.bfloat16, dict(d0=1e-3)),
+    (O.dog, jnp.float16, dict(reps_rel=1e-2)),
+    (O.ldog, jnp.bfloat16, dict(init_eta=1e-2)),
+  ],
+  ids=["prodigy-bfloat16", "dog-float16", "ldog-bfloat16"],
+)
+def test_sixteen_bit_params_at_the_default_initial_step_warn_that_they_cannot_move(make, dtype, fixed):
+  """At the default d0 / reps_rel the first steps round away in 16 bits, the params never move and the
+  step size never grows (silently: training stops at the start). It warns; the fix it names trains."""
+  params = {"w": jnp.linspace(-1.5, 1.5, 16).astype(dtype)}
+
+  def moved(tx):  # 10 steps towards 0 (gradient = params) in one scan; how far the params went
+    def body(c, _):
+      p, s = c
+      u, s = tx.update(p, s, p)
+      return (optax.apply_updates(p, u), s), None
+
+    (p, _), _ = jax.jit(lambda p: jax.lax.scan(body, (p, tx.init(p)), None, length=10))(params)
+    return float(jnp.max(jnp.abs(p["w"].astype(jnp.float32) - params["w"].astype(jnp.float32))))
+
+  name = make.__name__
+  with pytest.warns(RuntimeWarning, match=rf"^{name}: {jnp.dtype(dtype).name} params with (d0|reps_rel)=1e-06"):
+    assert moved(make()) == 0.0  # what the warning says: not one param moved
+  import warnings
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # the named fix, and float32 params, do not warn
+    assert moved(make(**fixed)) > 0.05
+    make().init({"w": params["w"].astype(jnp.float32)})
+
+
 def _history(tx, field, k):
   """``k`` updates in one compiled scan: the params and ``state[field]`` after every update, and the
   final state."""

@@ -19,6 +19,7 @@ from lr_jax.optimizers._prodigy import (
   _rate_at,
   _require_params,
   _state_dtype,
+  _warn_if_steps_round_away,
 )
 from lr_jax.schedules._base import as_float
 
@@ -64,6 +65,8 @@ def _dog(learning_rate, reps_rel, eps, weight_decay, init_eta, mask, layerwise, 
 
   def init_fn(params):
     dt = _state_dtype(params, fn)
+    if init_eta is None:
+      _warn_if_steps_round_away(params, reps_rel, "reps_rel", 1.0, fn, "raise reps_rel (1e-2) or set init_eta")
     treedef = jax.tree.structure(params)
 
     def zero():  # a buffer per field and leaf: states are donated
