@@ -556,3 +556,16 @@ def test_a_result_built_by_hand_takes_seed_0_and_names_a_bad_seed():
     ValueError, match=r"SweepResult.table: `seed` must be one of the sweep's seeds \[0\], got seed=1"
   ):
     res.table(seed=1)
+
+
+def test_table_shows_numpy_and_jax_grid_values_as_python_scalars():
+  # a grid of NumPy values (a list of np.int64, as np.arange(...) items give) printed as np.int64(10)
+  configs = [{"steps": np.int64(10), "lr": np.float32(0.1)}, {"steps": np.int32(20), "lr": jnp.float32(0.3)}]
+  res = SweepResult(
+    np.zeros((2, 3)), np.array([1.0, 0.5]), None, None, configs, np.array([True, True]), "vmap", 2, 1
+  )
+  rows = res.table()
+  assert [(type(r["steps"]), type(r["lr"])) for r in rows] == [(int, float)] * 2
+  assert str(rows[0]).startswith("{'steps': 10, 'lr': 0.1, 'train_loss': 1.0,")
+  assert np.float32(rows[0]["lr"]) == np.float32(0.1) and rows[1]["lr"] == 0.3  # the same float32 value
+  assert "best=(steps=20, lr=0.3)" in repr(res)
