@@ -424,7 +424,8 @@ class BatchStream:
   e.g. a list or a PyTorch ``DataLoader``) is started again when it runs out (a new epoch); an
   iterator (a generator) that runs out raises ``ValueError``.
 
-  Every batch must have the structure and leaf shapes of the first one (drop the last, smaller batch).
+  Every batch must have the structure, leaf shapes and leaf dtypes of the first one (drop the last,
+  smaller batch; cast every batch alike); a batch that differs is a ``ValueError`` naming its index.
   """
 
   def __init__(self, batches, fn: str):
@@ -474,6 +475,15 @@ class BatchStream:
           f"first, got leaf shapes {self.shapes} for batch 0 and {shapes} for batch {self.consumed - 1} "
           "(drop the last, smaller batch, e.g. drop_last=True)."
         )
-      for o, x in zip(out, leaves):
-        o[j] = np.asarray(x)
+      for k, (o, x) in enumerate(zip(out, leaves)):
+        x = np.asarray(x)  # the one host copy of the leaf (none for a NumPy array)
+        if x.dtype != o.dtype:  # assigned into `o`, it would be cast (a float batch truncated to int)
+          got = [np.asarray(y).dtype if i != k else x.dtype for i, y in enumerate(leaves)]
+          raise ValueError(
+            f"{self.fn}: every batch of an iterable `batches` must have the dtypes of the first (the "
+            f"stacked arrays take them), got leaf dtypes {[str(d) for d in self.dtypes]} for batch 0 and "
+            f"{[str(d) for d in got]} for batch {self.consumed - 1} (leaf {k}: {x.dtype} where "
+            f"{o.dtype} was expected)."
+          )
+        o[j] = x
     return self.treedef.unflatten(out)

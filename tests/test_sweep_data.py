@@ -237,3 +237,17 @@ def test_streamed_seeded_sweep_on_eight_devices_equals_one_device(tmp_path):
   np.testing.assert_allclose(got["curve"], ref.by_seed.eval_curve, **tol)
   np.testing.assert_allclose(got["w"], ref.params["w"], **tol)
   np.testing.assert_allclose(got["best_w"], ref.best_params()["w"], **tol)
+
+
+def test_a_stream_batch_of_another_dtype_is_a_named_error_not_a_silent_cast():
+  # the stacked arrays took batch 0's dtypes: a float batch after an int one was truncated silently
+  def mixed():
+    yield X[0].astype(np.int32), Y[0]
+    yield X[1], Y[1]
+
+  with pytest.raises(
+    ValueError,
+    match=r"sweep: every batch of an iterable `batches` must have the dtypes of the first .*"
+    r"\['int32', 'float32'\] for batch 0 and \['float32', 'float32'\] for batch 1 \(leaf 0: float32 where int32",
+  ):
+    sweep(loss_fn, PARAMS, mixed(), optimizer=opt, grid=GRID, num_steps=2)
