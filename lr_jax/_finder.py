@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -264,17 +265,50 @@ def _suggest_one(lrs, smoothed, stop, method, skip_start, skip_end, name="lr") -
   return float(min(max(rate, lo), hi)), None
 
 
+def _still_falling(lrs, smoothed, stop, rate, skip_start, skip_end, name="lr") -> str | None:
+  """Why the ``"minimum"`` rule's ``rate`` says nothing, or None: the run did not diverge, the smoothed
+  loss is lowest at the last point kept and never above that in the ``skip_end`` points dropped after
+  it, so the loss was still falling at ``max_lr`` and the rule's rate is set by ``max_lr``."""
+  if stop is not None or not np.isfinite(rate):
+    return None
+  end = len(lrs) - skip_end
+  sm = np.asarray(smoothed[skip_start:], np.float64)
+  last = end - skip_start - 1  # the last kept point, in sm
+  if last < 1 or not np.isfinite(sm).all() or int(np.argmin(sm[: last + 1])) != last:
+    return None
+  if sm[last + 1 :].size and sm[last + 1 :].max() > sm[last]:  # it turned up before max_lr
+    return None
+  return (
+    f"the loss was still falling at max_lr: the run did not diverge and the smoothed loss is lowest at "
+    f"the last point kept ({name}={float(lrs[skip_start + last]):.3g}; the last {skip_end}, dropped, are no "
+    f"higher), so the 'minimum' rule's {rate:.3g} is set by max_lr={float(lrs[-1]):.3g}, not by the loss; "
+    "raise max_lr."
+  )
+
+
 class _Stats(NamedTuple):
   suggestion: float
   per_repeat: np.ndarray
   band: tuple[float, float]
   why: str | None  # a warning to give, or None
+  hint: str | None = None  # a warning about a finite suggestion, or None
 
 
 def _suggest_all(
   lrs, mean_smoothed, stop, smoothed_rows, stops, method, skip_start, skip_end, name
 ) -> _Stats:
-  """The suggestion: one run's rule, or with repeats the median of each repeat's (quartiles as a band)."""
+  """The suggestion: one run's rule, or with repeats the median of each repeat's (quartiles as a band);
+  with ``"minimum"``, a hint when the (mean) curve was still falling at ``max_lr``."""
+  stats = _suggest_rule(lrs, mean_smoothed, stop, smoothed_rows, stops, method, skip_start, skip_end, name)
+  if method == "minimum":
+    hint = _still_falling(lrs, mean_smoothed, stop, stats.suggestion, skip_start, skip_end, name)
+    stats = stats._replace(hint=hint)
+  return stats
+
+
+def _suggest_rule(
+  lrs, mean_smoothed, stop, smoothed_rows, stops, method, skip_start, skip_end, name
+) -> _Stats:
   if len(stops) == 1:
     s, why = _suggest_one(lrs, mean_smoothed, stop, method, skip_start, skip_end, name)
     return _Stats(s, np.array([s]), (s, s), why)
@@ -302,6 +336,8 @@ def _warn(fn: str, stats: _Stats, stacklevel: int):
   if stats.why is not None:
     what = "no suggestion (NaN)" if np.isnan(stats.suggestion) else "suggestion from some repeats only"
     warnings.warn(f"{fn}: {what}: {stats.why}", RuntimeWarning, stacklevel=stacklevel + 1)
+  if stats.hint is not None:
+    warnings.warn(f"{fn}: {stats.hint}", RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,7 +450,9 @@ class LRFindResult(NamedTuple):
       is flat over them (varies by at most 1e-5 of its size: every rule would pick rounding noise),
       or when the rule points outside the ramp (``"minimum"`` with the lowest loss within 10x of
       ``min_lr``). With
-      repeats, a repeat without a suggestion is left out of the median (with a warning).
+      repeats, a repeat without a suggestion is left out of the median (with a warning). With
+      ``"minimum"``, a ``RuntimeWarning`` also says when the loss was still falling at ``max_lr`` (no
+      divergence, the smoothed loss lowest at the last point kept): the rate is then set by ``max_lr``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -469,13 +507,16 @@ class LRFindResult(NamedTuple):
 
     Args:
       total_steps: length of the training run in optimizer steps.
-      **kwargs: ``pct_start``, ``anneal``, ``div_factor``, ``final_div_factor``, ``three_phase``.
+      **kwargs: ``pct_start``, ``anneal``, ``div_factor``, ``final_div_factor``, ``three_phase``,
+        ``pct_final``. Not ``peak_value``: the peak is the suggestion (for another peak call
+        ``schedules.one_cycle(peak_value, total_steps, ...)``).
 
     Returns:
       A ``OneCycle`` schedule (give it to any optimizer as ``learning_rate``).
 
     Raises:
-      ValueError: the suggestion is NaN, or the test ramped another hyperparameter than the rate.
+      ValueError: the suggestion is NaN, the test ramped another hyperparameter than the rate, or a
+        keyword that :func:`lr_jax.schedules.one_cycle` does not take or that is set here (``peak_value``).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -487,7 +528,21 @@ class LRFindResult(NamedTuple):
     """
     from lr_jax import schedules
 
-    return schedules.one_cycle(self._peak("LRFindResult.one_cycle"), total_steps, **kwargs)
+    fn = "LRFindResult.one_cycle"
+    if "peak_value" in kwargs:  # passed on, it would be a TypeError "got multiple values"
+      raise ValueError(
+        f"{fn}: `peak_value` is the suggestion and cannot be passed, got peak_value={kwargs['peak_value']!r} "
+        "(for another peak call schedules.one_cycle(peak_value, total_steps, ...))."
+      )
+    own = ("peak_value", "total_steps")
+    allowed = [k for k in inspect.signature(schedules.one_cycle).parameters if k not in own]
+    unknown = sorted(k for k in kwargs if k not in allowed)
+    if unknown:
+      raise ValueError(
+        f"{fn}: unknown keyword {unknown[0]!r} (schedules.one_cycle takes {', '.join(allowed)}), "
+        f"got {unknown[0]}={kwargs[unknown[0]]!r}."
+      )
+    return schedules.one_cycle(self._peak(fn), total_steps, **kwargs)
 
   def warmup_cosine(
     self, total_steps: int, warmup_steps: int | None = None, init_value: float = 0.0, end_value: float = 0.0
@@ -635,6 +690,15 @@ def _ramp(min_lr, max_lr, *, num_steps, mode):
   else:
     lrs = lo + frac * (hi - lo)
   return jnp.where(i == 0, lo, jnp.where(i == num_steps - 1, hi, lrs))  # both ends exactly
+
+
+def _is_plus_inf(value) -> bool:
+  """``value`` is a real (non-bool) scalar equal to +inf: ``float("inf")``, ``np.inf``, a 0-d array."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(
+    value, (float, np.floating, np.ndarray, jax.Array)
+  ):
+    return False
+  return np.ndim(value) == 0 and jnp.issubdtype(np.result_type(value), jnp.floating) and np.isposinf(value)
 
 
 def _is_key(key) -> bool:
@@ -872,7 +936,8 @@ def lr_find(
     mode: ``"exponential"`` or ``"linear"`` spacing.
     smoothing: EMA coefficient beta, in [0, 1) (0 = no smoothing).
     diverge_threshold: stop when the smoothed loss exceeds this times its minimum; must be > 1, or
-      None to stop only at non-finite losses. Assumes positive losses.
+      None or ``float("inf")`` (the same: no threshold) to stop only at non-finite losses. Assumes
+      positive losses.
     num_repeats: runs with different batch orders, vmapped; must be >= 1.
     key: PRNG key for the batch orders. None keeps the given order for a single run (and uses
       ``jax.random.key(0)`` for repeats).
@@ -891,8 +956,9 @@ def lr_find(
 
   Raises:
     ValueError: ``min_lr <= 0``, ``min_lr >= max_lr``, ``num_steps < 10``, ``num_repeats < 1``,
-      ``smoothing`` outside [0, 1), ``diverge_threshold <= 1``, a ``key`` that is not a PRNG key,
-      a ``loss_fn`` that does not return a scalar, ``batches`` or ``val_batches`` leaves with
+      ``smoothing`` outside [0, 1), ``diverge_threshold <= 1`` or NaN, a ``key`` that is not a PRNG key,
+      a ``loss_fn`` that does not return a scalar or fails on a batch of ``val_batches`` (its error
+      as the cause), ``batches`` or ``val_batches`` leaves with
       different leading axes (or listed batches of different shapes), a ``mesh`` that is not a
       ``Mesh``, or a call under ``jax.jit``/``vmap`` (traced arguments, or a call while tracing:
       the result holds Python floats).
@@ -900,7 +966,9 @@ def lr_find(
   Warns:
     RuntimeWarning: when no rate can be suggested (``suggestion`` is then NaN), saying why (too few
       points before the divergence, a flat curve, a rule pointing outside the ramp), or when some
-      repeats have none (the median is over the others).
+      repeats have none (the median is over the others). With ``method="minimum"``, also when the
+      loss was still falling at ``max_lr`` (no divergence, and the smoothed loss lowest at the last
+      point kept): the suggestion is then the rule's (that rate / 10), set by ``max_lr``; raise it.
 
   References:
     L. N. Smith, `Cyclical Learning Rates for Training Neural Networks
@@ -1051,7 +1119,7 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
   check(num_repeats >= 1, fn=fn, must="`num_repeats` must be >= 1", num_repeats=num_repeats)
   check((smoothing >= 0) & (smoothing < 1), fn=fn, must="`smoothing` must be in [0, 1)", smoothing=smoothing)
   diverge_threshold = kw["diverge_threshold"]
-  if diverge_threshold is None:
+  if diverge_threshold is None or _is_plus_inf(diverge_threshold):  # both: stop only at non-finite losses
     diverge_threshold = float("inf")
   else:
     diverge_threshold = number(diverge_threshold, fn=fn, name="diverge_threshold")
@@ -1116,7 +1184,7 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
       val_batches, _ = _loop.prepare_batches(val_batches, fn, stacklevel=5)
     except ValueError as e:
       raise ValueError(str(e).replace("`batches`", "`val_batches`")) from None
-    check_val = _loop.check_scalar_loss(loss_fn, params, val_batches, fn)
+    check_val = _check_val_loss(loss_fn, params, batches, val_batches, fn)
     if check_val != loss_dtype:
       raise ValueError(
         f"{fn}: `loss_fn` must return the same dtype on `val_batches` as on `batches`, got {check_val} and {loss_dtype}."
@@ -1143,6 +1211,26 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
     mesh,
     progress,
   )
+
+
+def _check_val_loss(loss_fn, params, batches, val_batches, fn: str):
+  """As ``_loop.check_scalar_loss`` for one batch of ``val_batches`` (abstractly: ``jax.eval_shape``),
+  with the errors naming ``val_batches``: an exception of ``loss_fn`` on it (a batch of the wrong
+  shape) becomes a ``ValueError`` whose cause it is. Returns the loss dtype."""
+  spec = _loop.batch_spec(val_batches)
+  try:
+    out = jax.eval_shape(loss_fn, params, spec)
+  except Exception as e:
+    leaves = lambda b: [f"{x.dtype}{list(x.shape)}" for x in jax.tree_util.tree_leaves(_loop.batch_spec(b))]
+    raise ValueError(
+      f"{fn}: `loss_fn(params, batch)` fails on a batch of `val_batches` (leaves {leaves(val_batches)}, "
+      f"where a batch of `batches` has {leaves(batches)}): {type(e).__name__}: {e}"
+    ) from e
+  shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+  if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+    got = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
+    raise ValueError(f"{fn}: `loss_fn` must return a real scalar on a batch of `val_batches`, got {got}.")
+  return dtype
 
 
 def _lanes(a: _Args):
@@ -1195,7 +1283,8 @@ def _run_test(a: _Args, loss_fn, params) -> list[LRFindResult]:
     fixed = {} if a.grid_name is None else {a.grid_name: float(a.grid_values[i])}
     res, stats = _collect(lrs, curve[i], smoothed[i], flags[i], train[i], a, fixed)
     where = "" if not fixed else f"row {a.grid_name}={fixed[a.grid_name]:.3g}: "
-    _warn(a.fn, stats._replace(why=None if stats.why is None else where + stats.why), 3)
+    why, hint = (None if text is None else where + text for text in (stats.why, stats.hint))
+    _warn(a.fn, stats._replace(why=why, hint=hint), 3)
     results.append(res)
   return results
 

@@ -213,6 +213,8 @@ def test_suggestion_rules_on_hand_made_curves():
     ({"num_repeats": 0}, "num_repeats"),
     ({"smoothing": 1.0}, "smoothing"),
     ({"diverge_threshold": 1.0}, "diverge_threshold"),
+    ({"diverge_threshold": float("nan")}, "diverge_threshold"),
+    ({"diverge_threshold": -float("inf")}, "diverge_threshold"),
     ({"mode": "log"}, "mode"),
     ({"method": "fast"}, "method"),
     ({"optimizer": optax.sgd(0.1)}, "optimizer"),
@@ -627,3 +629,74 @@ def test_grid_best_raises_when_no_row_has_a_finite_loss(ls_result):
   nan = ls_result._replace(smoothed_losses=np.full(len(ls_result.lrs), np.nan))
   with pytest.raises(ValueError, match="LRFindGrid.best: no row has a finite smoothed loss"):
     LRFindGrid("weight_decay", np.array([0.0, 1.0]), (nan, nan)).best()
+
+
+# ------------------------------------------------------------------ 0.2 audit: named errors, inf, hints
+
+
+def test_one_cycle_hand_off_names_a_keyword_it_sets_or_does_not_know(ls_result):
+  # peak_value was passed on next to the suggestion: a plain TypeError "got multiple values"
+  with pytest.raises(
+    ValueError, match=r"LRFindResult.one_cycle: `peak_value` is the suggestion .*got peak_value=2.0"
+  ):
+    ls_result.one_cycle(100, peak_value=2.0)
+  with pytest.raises(ValueError, match=r"LRFindResult.one_cycle: unknown keyword 'warmup' .*got warmup=5"):
+    ls_result.one_cycle(100, warmup=5)
+  sched = ls_result.one_cycle(100, pct_final=0.7, three_phase=True)  # every other keyword still passes
+  assert float(sched(29)) == pytest.approx(ls_result.suggestion, rel=1e-6)
+
+
+def test_wrong_shaped_val_batches_are_a_named_value_error_with_the_loss_error_as_cause():
+  # 4 features where the params have 5: loss_fn raised its own TypeError (dot_general) from lr_find
+  val = (XV[:, :4].reshape(2, 16, 4), YV.reshape(2, 16))
+  with pytest.raises(
+    ValueError,
+    match=r"lr_find: `loss_fn\(params, batch\)` fails on a batch of `val_batches` \(leaves "
+    r"\['float32\[16, 4\]', 'float32\[16\]'\], where a batch of `batches` has \['float32\[8, 5\]'",
+  ) as err:
+    lr_find(ls_loss, jnp.zeros(5), MINIBATCHES, val_batches=val)
+  assert isinstance(err.value.__cause__, TypeError)
+
+
+def test_an_infinite_diverge_threshold_means_no_threshold_as_none():
+  kw = {"optimizer": plain_sgd, "num_steps": 20, "min_lr": 1e-2, "max_lr": 100.0}
+  none = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, diverge_threshold=None, **kw)
+  for inf in (float("inf"), np.float32(np.inf)):
+    res = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, diverge_threshold=inf, **kw)
+    assert res.diverged_at is None
+    np.testing.assert_array_equal(res.smoothed_losses, none.smoothed_losses)
+  # a finite threshold would have stopped this run: the smoothed loss passes 4x its running minimum
+  s = res.smoothed_losses
+  assert np.all(np.isfinite(s)) and np.any(s > 4.0 * np.minimum.accumulate(s))
+
+
+def test_a_loss_still_falling_at_max_lr_warns_and_keeps_the_minimum_rule():
+  # max_lr = 0.05 < 2 / lambda_max: gradient descent on least squares lowers the loss at every step, so
+  # the smoothed curve is lowest at its last point and the rule gives lrs[n - 5 - 1] / 10, set by max_lr.
+  n, lo, hi = 20, 1e-4, 0.05
+  assert hi < THRESHOLD
+  with pytest.warns(RuntimeWarning, match=r"lr_find: the loss was still falling at max_lr: .*raise max_lr"):
+    res = lr_find(ls_loss, jnp.zeros(5), FULL_BATCH, optimizer=plain_sgd, min_lr=lo, max_lr=hi, num_steps=n)
+  assert res.diverged_at is None
+  assert res.suggestion == pytest.approx(np.geomspace(lo, hi, n)[n - 6] / 10, rel=1e-5)
+  with pytest.warns(RuntimeWarning, match="LRFindResult.suggest: the loss was still falling at max_lr"):
+    res.suggest("minimum")
+
+
+def test_still_falling_is_only_said_of_a_curve_that_never_turned_up(ls_result):
+  import warnings
+
+  lrs = np.geomspace(1e-4, 1.0, 20)
+  falling = np.linspace(2.0, 1.0, 20)
+  rate = lrs[14] / 10
+  assert "still falling" in finder._still_falling(lrs, falling, None, rate, 2, 5)
+  assert finder._still_falling(lrs, falling, 17, rate, 2, 5) is None  # it diverged
+  up_at_the_end = falling.copy()
+  up_at_the_end[-1] = 3.0  # rises in the dropped points: the loss turned up before max_lr
+  assert finder._still_falling(lrs, up_at_the_end, None, rate, 2, 5) is None
+  dip = falling.copy()
+  dip[10] = 0.5  # the lowest point lies inside the kept curve
+  assert finder._still_falling(lrs, dip, None, lrs[10] / 10, 2, 5) is None
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # a run that diverged gives no hint
+    ls_result.suggest("minimum")
