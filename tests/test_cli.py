@@ -223,6 +223,7 @@ def test_find_val_is_the_tasks_held_out_data(name):
     assert float(task.eval_fn(task.params)) == float(tasks.mlp_accuracy(task.params, x, y))
 
 
+@pytest.mark.filterwarnings("ignore:.*still falling at max_lr:RuntimeWarning")  # said by tests/test_finder.py's still-falling tests
 def test_find_grid_runs_one_ramp_per_value(capsys, tmp_path):
   argv = ["find", "--task", "linreg", "--steps", "20", "--min-lr", "1e-3", "--max-lr", "3"]
   rc, out, err = run(capsys, *argv, "--grid", "momentum=0,0.9", "--out", str(tmp_path / "g.png"))
