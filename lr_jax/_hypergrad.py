@@ -192,7 +192,7 @@ def _check_data(fn, loss_fn, params, batches, num_steps, eval_fn, eval_batches, 
   if eval_fn is None:
     kind = "loss"
     if eval_batches is not None:
-      _loop.check_scalar_loss(lambda pf, b: loss_fn(split.merge(*pf), b), shape, eval_batches, fn)
+      _loop.check_scalar_loss(lambda pf, b: loss_fn(split.merge(*pf), b), shape, eval_batches, fn, "eval_batches")
   elif eval_batches is not None:
     kind = "fn_batches"
     out = jax.eval_shape(lambda pf, b: eval_fn(split.merge(*pf), b), shape, _loop.batch_spec(eval_batches))

@@ -118,13 +118,26 @@ def take(batches, i):
   return jax.tree_util.tree_map(lambda b: b[i], batches)
 
 
-def check_scalar_loss(loss_fn, params, batches, fn: str):
-  """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar; its dtype."""
+def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches"):
+  """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar; its dtype.
+
+  An exception of ``loss_fn`` on one batch of ``batches`` (a batch of the wrong shape, unstacked data)
+  becomes a ``ValueError`` naming ``fn``, ``what`` and the batch's leaves, with the exception as its
+  cause, instead of a shape error from deep inside the user's model.
+  """
   if not callable(loss_fn):
     raise ValueError(
       f"{fn}: `loss_fn` must be a function (params, batch) -> scalar, got loss_fn={loss_fn!r}."
     )
-  out = jax.eval_shape(loss_fn, params, batch_spec(batches))
+  spec = batch_spec(batches)
+  try:
+    out = jax.eval_shape(loss_fn, params, spec)
+  except Exception as e:
+    leaves = [f"{x.dtype}{list(x.shape)}" for x in jax.tree_util.tree_leaves(spec)]
+    raise ValueError(
+      f"{fn}: `loss_fn(params, batch)` fails on a batch of `{what}` (its leaves: {leaves}; the leading "
+      f"axis of `{what}` indexes batches): {type(e).__name__}: {e}"
+    ) from e
   shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
   if shape != () or not jnp.issubdtype(dtype, jnp.floating):
     got = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)

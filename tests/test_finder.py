@@ -703,3 +703,14 @@ def test_still_falling_is_only_said_of_a_curve_that_never_turned_up(ls_result):
   with warnings.catch_warnings():
     warnings.simplefilter("error")  # a run that diverged gives no hint
     ls_result.suggest("minimum")
+
+
+def test_a_loss_that_fails_on_a_batch_is_a_named_error_with_its_own_error_as_cause():
+  """Data of the wrong shape for the params: a ValueError naming lr_find, `batches` and the leaves of a
+  batch (the user's own shape error is its cause), not a dot_general TypeError from inside loss_fn."""
+  lsq = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)
+  bad = (jnp.ones((4, 8, 5)), jnp.ones((4, 8)))  # 5 features for 3 params
+  with pytest.raises(ValueError, match=r"^lr_find: `loss_fn\(params, batch\)` fails on a batch of `batches` "
+                     r"\(its leaves: \['float32\[8, 5\]', 'float32\[8\]'\]") as info:
+    lr_find(lsq, jnp.zeros(3), bad, num_steps=20)
+  assert isinstance(info.value.__cause__, TypeError)

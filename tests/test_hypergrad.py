@@ -366,3 +366,12 @@ def test_hypergradient_warns_when_the_objective_or_its_gradient_is_not_finite():
   # training stays finite, the objective does not: the warning says so
   with pytest.warns(RuntimeWarning, match=r"the objective \(eval_fn\) is not finite"):
     lr_jax.hypergradient(loss, jnp.zeros(2), batches, make, {"lr": 0.01}, 8, eval_fn=lambda w: jnp.log(-jnp.sum(w**2)))
+
+
+def test_a_loss_that_fails_on_an_eval_batch_names_eval_batches():
+  lsq = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)
+  good = (jnp.ones((2, 8, 3)), jnp.ones((2, 8)))
+  bad = (jnp.ones((2, 8, 5)), jnp.ones((2, 8)))
+  with pytest.raises(ValueError, match=r"^hypergradient: `loss_fn\(params, batch\)` fails on a batch of `eval_batches`") as info:
+    lr_jax.hypergradient(lsq, jnp.zeros(3), good, lambda lr: optax.sgd(lr), {"lr": 0.1}, 3, eval_batches=bad)
+  assert isinstance(info.value.__cause__, TypeError)
