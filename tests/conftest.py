@@ -25,3 +25,27 @@ if not hasattr(jax, "enable_x64"):  # jax < 0.8 (the floor is 0.6.1): the same s
   from jax.experimental import enable_x64 as _enable_x64
 
   jax.enable_x64 = _enable_x64
+
+
+# The longest test files first: pytest-xdist (`--dist loadfile`) hands out whole files in collection
+# order, so a long file collected last keeps one worker busy after the other has run out of work.
+_LONGEST_FIRST = (
+  "test_schedules_generic.py",
+  "test_bench_smoke.py",
+  "test_readme.py",
+  "test_torch_recipes.py",
+  "test_precision.py",
+  "test_distributed.py",
+  "test_resume.py",
+  "test_sharding.py",
+  "test_optimizers.py",
+  "test_schedules_cosine.py",
+  "test_schedules_validation.py",
+  "test_sweep_models.py",
+  "test_examples.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
