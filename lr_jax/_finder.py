@@ -1214,23 +1214,9 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
 
 
 def _check_val_loss(loss_fn, params, batches, val_batches, fn: str):
-  """As ``_loop.check_scalar_loss`` for one batch of ``val_batches`` (abstractly: ``jax.eval_shape``),
-  with the errors naming ``val_batches``: an exception of ``loss_fn`` on it (a batch of the wrong
-  shape) becomes a ``ValueError`` whose cause it is. Returns the loss dtype."""
-  spec = _loop.batch_spec(val_batches)
-  try:
-    out = jax.eval_shape(loss_fn, params, spec)
-  except Exception as e:
-    leaves = lambda b: [f"{x.dtype}{list(x.shape)}" for x in jax.tree_util.tree_leaves(_loop.batch_spec(b))]
-    raise ValueError(
-      f"{fn}: `loss_fn(params, batch)` fails on a batch of `val_batches` (leaves {leaves(val_batches)}, "
-      f"where a batch of `batches` has {leaves(batches)}): {type(e).__name__}: {e}"
-    ) from e
-  shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-  if shape != () or not jnp.issubdtype(dtype, jnp.floating):
-    got = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
-    raise ValueError(f"{fn}: `loss_fn` must return a real scalar on a batch of `val_batches`, got {got}.")
-  return dtype
+  """``_loop.check_scalar_loss`` on one batch of ``val_batches``, its errors naming ``val_batches`` (and
+  comparing its leaves with a training batch's). Returns the loss dtype."""
+  return _loop.check_scalar_loss(loss_fn, params, val_batches, fn, what="val_batches", like=batches)
 
 
 def _lanes(a: _Args):

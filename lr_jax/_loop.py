@@ -118,12 +118,13 @@ def take(batches, i):
   return jax.tree_util.tree_map(lambda b: b[i], batches)
 
 
-def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches"):
+def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches", like=None):
   """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar; its dtype.
 
   An exception of ``loss_fn`` on one batch of ``batches`` (a batch of the wrong shape, unstacked data)
-  becomes a ``ValueError`` naming ``fn``, ``what`` and the batch's leaves, with the exception as its
-  cause, instead of a shape error from deep inside the user's model.
+  becomes a ``ValueError`` naming ``fn``, ``what`` (the argument's name) and the batch's leaves (and
+  those of a batch of ``like``, the training batches, when ``batches`` are held-out ones), with the
+  exception as its cause, instead of a shape error from deep inside the user's model.
   """
   if not callable(loss_fn):
     raise ValueError(
@@ -133,15 +134,17 @@ def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches"):
   try:
     out = jax.eval_shape(loss_fn, params, spec)
   except Exception as e:
-    leaves = [f"{x.dtype}{list(x.shape)}" for x in jax.tree_util.tree_leaves(spec)]
+    leaves = lambda b: [f"{x.dtype}{list(x.shape)}" for x in jax.tree_util.tree_leaves(batch_spec(b))]
+    other = "" if like is None else f", where a batch of `batches` has {leaves(like)}"
     raise ValueError(
-      f"{fn}: `loss_fn(params, batch)` fails on a batch of `{what}` (its leaves: {leaves}; the leading "
-      f"axis of `{what}` indexes batches): {type(e).__name__}: {e}"
+      f"{fn}: `loss_fn(params, batch)` fails on a batch of `{what}` (leaves {leaves(batches)}{other}; the "
+      f"leading axis of `{what}` indexes batches): {type(e).__name__}: {e}"
     ) from e
   shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
   if shape != () or not jnp.issubdtype(dtype, jnp.floating):
     got = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
-    raise ValueError(f"{fn}: `loss_fn` must return a real scalar, got {got}.")
+    on = "" if what == "batches" else f" on a batch of `{what}`"
+    raise ValueError(f"{fn}: `loss_fn` must return a real scalar{on}, got {got}.")
   return dtype
 
 

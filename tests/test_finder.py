@@ -711,6 +711,6 @@ def test_a_loss_that_fails_on_a_batch_is_a_named_error_with_its_own_error_as_cau
   lsq = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)
   bad = (jnp.ones((4, 8, 5)), jnp.ones((4, 8)))  # 5 features for 3 params
   with pytest.raises(ValueError, match=r"^lr_find: `loss_fn\(params, batch\)` fails on a batch of `batches` "
-                     r"\(its leaves: \['float32\[8, 5\]', 'float32\[8\]'\]") as info:
+                     r"\(leaves \['float32\[8, 5\]', 'float32\[8\]'\]") as info:
     lr_find(lsq, jnp.zeros(3), bad, num_steps=20)
   assert isinstance(info.value.__cause__, TypeError)
