@@ -14,9 +14,6 @@ relative, float64 (``jax.enable_x64``) to 1e-10.
 """
 
 import functools
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -191,28 +188,13 @@ def test_recipe_float32(name):
     assert np.min(lrs / step_lr) <= 0.5
 
 
-def _x64_child():
-  """Run with JAX_ENABLE_X64=1: compares every recipe in float64; prints 'ok' per recipe."""
-  assert jax.config.jax_enable_x64
-  for name in RECIPES:
-    _compare(name, np.float64, rtol=1e-10, atol=1e-12)
-    print("ok", name)
-
-
-def test_recipes_float64_in_a_subprocess():
-  root = Path(__file__).resolve().parents[2]
-  env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(root)}
-  code = "import tests.parity.test_torch_recipes as m; m._x64_child()"
-  out = subprocess.run(
-    [sys.executable, "-W", "ignore", "-c", code],
-    env=env,
-    cwd=root,
-    capture_output=True,
-    text=True,
-    check=False,
-  )
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert out.stdout.split() == [w for name in RECIPES for w in ("ok", name)]
+def test_recipes_float64():
+  # scoped x64 (jax.enable_x64): float64 arrays and Python-float hyperparameters as float64, as a process
+  # started with JAX_ENABLE_X64=1 has them, without starting one
+  with jax.enable_x64(True):
+    assert jnp.asarray(1.0).dtype == jnp.float64
+    for name in RECIPES:
+      _compare(name, np.float64, rtol=1e-10, atol=1e-12)
 
 
 def test_port_pytorch_recipe_example_runs_and_matches():
