@@ -4,10 +4,6 @@ Tolerances: float32 ``rtol=1e-5`` (``atol=1e-6`` for parameters passing near 0),
 every update; float64 (a subprocess with ``JAX_ENABLE_X64=1``) ``rtol=1e-10``.
 """
 
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -167,32 +163,21 @@ def test_param_groups_match_torch_adamw_groups_every_step_float32(kind):
     _assert_close(a, b)
 
 
-def _x64_child():
-  assert jax.config.jax_enable_x64
-  params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), PARAMS)
-  grads = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), GRADS)
-  report = {}
-  for kind in ("cosine", "lambda"):
-    ours = _jax_steps(_groups_tx(kind, x64=True), params, grads)
-    theirs = _groups_torch(kind, params, grads, np.float64)
-    assert all(x.dtype == np.float64 for x in ours[-1])
-    report[kind] = max(
-      float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-3)))
-      for sa, sb in zip(ours, theirs)
-      for a, b in zip(sa, sb)
-    )
-  print(json.dumps(report))
-
-
 def test_param_groups_match_torch_adamw_groups_every_step_float64():
-  env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
-  code = "from tests.parity.test_torch_param_groups import _x64_child; _x64_child()"
-  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  out = subprocess.run(
-    [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=False
-  )
-  assert out.returncode == 0, out.stderr[-3000:]
-  report = json.loads(out.stdout.strip().splitlines()[-1])
+  # scoped x64 (jax.enable_x64), as a process started with JAX_ENABLE_X64=1 has it, without starting one
+  with jax.enable_x64(True):
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), PARAMS)
+    grads = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), GRADS)
+    report = {}
+    for kind in ("cosine", "lambda"):
+      ours = _jax_steps(_groups_tx(kind, x64=True), params, grads)
+      theirs = _groups_torch(kind, params, grads, np.float64)
+      assert all(x.dtype == np.float64 for x in ours[-1])
+      report[kind] = max(
+        float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-3)))
+        for sa, sb in zip(ours, theirs)
+        for a, b in zip(sa, sb)
+      )
   assert all(v < 1e-10 for v in report.values()), report
 
 
