@@ -1184,7 +1184,7 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
       val_batches, _ = _loop.prepare_batches(val_batches, fn, stacklevel=5)
     except ValueError as e:
       raise ValueError(str(e).replace("`batches`", "`val_batches`")) from None
-    check_val = _check_val_loss(loss_fn, params, batches, val_batches, fn)
+    check_val = _loop.check_scalar_loss(loss_fn, params, val_batches, fn, what="val_batches", like=batches)
     if check_val != loss_dtype:
       raise ValueError(
         f"{fn}: `loss_fn` must return the same dtype on `val_batches` as on `batches`, got {check_val} and {loss_dtype}."
@@ -1211,12 +1211,6 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
     mesh,
     progress,
   )
-
-
-def _check_val_loss(loss_fn, params, batches, val_batches, fn: str):
-  """``_loop.check_scalar_loss`` on one batch of ``val_batches``, its errors naming ``val_batches`` (and
-  comparing its leaves with a training batch's). Returns the loss dtype."""
-  return _loop.check_scalar_loss(loss_fn, params, val_batches, fn, what="val_batches", like=batches)
 
 
 def _lanes(a: _Args):

@@ -132,10 +132,3 @@ class TuneResult(NamedTuple):
       f"TuneResult({s} starts x {len(self.seeds)} seeds x {k - 1} outer steps, mode={self.mode!r}, "
       f"best=({best}) value={self.best_value:.6g} at step {self.best_step} of start {self.best_start})"
     )
-
-
-def _plain(v):
-  """A float32 number by its shortest repr (0.3, not 0.30000001192092896); others as Python numbers."""
-  if isinstance(v, np.floating) and v.dtype == np.float32:
-    return float(str(v))
-  return v.item() if isinstance(v, np.generic) else v

@@ -118,6 +118,18 @@ def take(batches, i):
   return jax.tree_util.tree_map(lambda b: b[i], batches)
 
 
+def plain_number(v):
+  """A NumPy or JAX scalar as a Python number, for tables and results: ``np.int64(10)`` -> ``10``, and a
+  float narrower than float64 by its shortest repr (``np.float32(0.1)`` -> ``0.1``, which rounds back
+  to the same float32; its exact value would show as ``0.10000000149011612``); anything else as it is."""
+  if not (isinstance(v, np.generic) or (isinstance(v, (np.ndarray, jax.Array)) and np.ndim(v) == 0)):
+    return v
+  v = np.asarray(v)[()]  # a NumPy scalar
+  if isinstance(v, np.floating) and v.dtype.itemsize < 8:
+    return float(str(v))
+  return v.item()
+
+
 def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches", like=None):
   """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar; its dtype.
 

@@ -498,6 +498,8 @@ def _check_optimizer_builds(optimizer, columns: dict, train_shape, fn="sweep"):
   try:
     jax.eval_shape(build, hp, train_shape)
   except KeyError as e:
+    if not e.args or e.args[0] in columns:  # a KeyError of the user's own, not a missing grid axis
+      raise
     raise ValueError(
       f"{fn}: `optimizer(hparams)` reads the key {e.args[0]!r}, which the grid does not have; `hparams` "
       f"holds the grid's axes {sorted(columns)}."

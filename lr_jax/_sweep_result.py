@@ -51,18 +51,6 @@ def _take_lane(tree, idx: tuple):
   return jax.tree_util.tree_map(lambda x: x[idx] if _loop._is_array(x) else x, tree)
 
 
-def _plain(v):
-  """A NumPy or JAX scalar as a Python number, for tables: ``np.int64(10)`` -> ``10``, and a float
-  narrower than float64 by its shortest repr (``np.float32(0.1)`` -> ``0.1``, which rounds back to the
-  same float32; its exact value would show as ``0.10000000149011612``)."""
-  if not (isinstance(v, np.generic) or (isinstance(v, (np.ndarray, jax.Array)) and np.ndim(v) == 0)):
-    return v
-  v = np.asarray(v)[()]  # a NumPy scalar
-  if isinstance(v, np.floating) and v.dtype.itemsize < 8:
-    return float(str(v))
-  return v.item()
-
-
 class SweepResult(NamedTuple):
   """Result of :func:`sweep`; configuration i is ``configs[i]`` (grid order).
 
@@ -228,7 +216,7 @@ class SweepResult(NamedTuple):
     valid = self.valid if j is None else self.by_seed.valid[:, j]
     rows = []
     for i, c in enumerate(self.configs):
-      row = {k: _plain(v) for k, v in c.items()}
+      row = {k: _loop.plain_number(v) for k, v in c.items()}
       row.update({name: float(v[i]) for name, v in cols.items()})
       row["valid"] = bool(valid[i])
       row["rank"] = int(ranks[i]) if ranks[i] else None

@@ -30,7 +30,7 @@ from lr_jax._hypergrad import (
   _Spec,
   _value_and_grad,
 )
-from lr_jax._hypergrad_result import TuneResult, _plain
+from lr_jax._hypergrad_result import TuneResult
 from lr_jax._validation import check, flag, is_traced, number
 
 __all__ = ["TuneResult", "tune"]
@@ -451,7 +451,7 @@ def _tune_result(best, hist_v, hist_g, hist_h, tuned, fixed, data, lane_params, 
   j = int(np.argmin(np.where(np.isfinite(row), row, np.inf)))
   train = jax.tree_util.tree_map(lambda x: x[i, j], best["train"])
   frozen = jax.tree_util.tree_map(lambda x: x[j], lane_params[1])
-  best_h = {k: _plain(np.asarray(best["h"][k])[i]) for k in tuned}
+  best_h = {k: _loop.plain_number(np.asarray(best["h"][k])[i]) for k in tuned}
   return TuneResult(
     hparams=hparams,
     values=values,

@@ -569,3 +569,11 @@ def test_table_shows_numpy_and_jax_grid_values_as_python_scalars():
   assert str(rows[0]).startswith("{'steps': 10, 'lr': 0.1, 'train_loss': 1.0,")
   assert np.float32(rows[0]["lr"]) == np.float32(0.1) and rows[1]["lr"] == 0.3  # the same float32 value
   assert "best=(steps=20, lr=0.3)" in repr(res)
+
+
+def test_a_key_error_of_the_optimizers_own_is_not_blamed_on_the_grid():
+  # the key is a grid axis: the KeyError comes from the user's own dict, not from `hparams`
+  table = {"momentum": 0.9}
+  with pytest.raises(KeyError, match="lr"):
+    sweep(loss_fn, PARAMS, BATCHES, optimizer=lambda h: optax.sgd(h["lr"] * table["lr"]), grid={"lr": [0.1]},
+          num_steps=3)  # fmt: skip
