@@ -1177,14 +1177,17 @@ def _check_arguments(fn: str, kw: dict, grid) -> _Args:
     raise ValueError(f"{fn}: `key` must be a PRNG key (jax.random.key(seed)) or None, got key={key!r}.")
   batches, n = _loop.prepare_batches(kw["batches"], fn, stacklevel=5)
   loss_fn, params = kw["loss_fn"], kw["params"]
-  loss_dtype = _loop.check_scalar_loss(loss_fn, params, batches, fn)
+  loss_key = ("plain", _loop.SameCode(loss_fn)) if callable(loss_fn) else None  # the check is remembered
+  loss_dtype = _loop.check_scalar_loss(loss_fn, params, batches, fn, key=loss_key)
   val_batches = kw["val_batches"]
   if val_batches is not None:
     try:
       val_batches, _ = _loop.prepare_batches(val_batches, fn, stacklevel=5)
     except ValueError as e:
       raise ValueError(str(e).replace("`batches`", "`val_batches`")) from None
-    check_val = _loop.check_scalar_loss(loss_fn, params, val_batches, fn, what="val_batches", like=batches)
+    check_val = _loop.check_scalar_loss(
+      loss_fn, params, val_batches, fn, what="val_batches", like=batches, key=loss_key
+    )
     if check_val != loss_dtype:
       raise ValueError(
         f"{fn}: `loss_fn` must return the same dtype on `val_batches` as on `batches`, got {check_val} and {loss_dtype}."

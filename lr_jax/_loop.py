@@ -130,13 +130,52 @@ def plain_number(v):
   return v.item()
 
 
-def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches", like=None):
+_EVAL_SHAPE_CACHE: dict = {}
+_EVAL_SHAPE_CACHE_SIZE = 128
+
+
+def _abstract_signature(tree):
+  """The treedef and every leaf's (shape, dtype, weak type): all that ``jax.eval_shape`` sees of
+  ``tree``; None when a leaf is not an array or a ``ShapeDtypeStruct`` (then nothing is cached)."""
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  sig = []
+  for x in leaves:
+    if not isinstance(x, (jax.Array, np.ndarray, jax.ShapeDtypeStruct)):
+      return None
+    sig.append((tuple(x.shape), x.dtype, bool(getattr(x, "weak_type", False))))
+  return treedef, tuple(sig)
+
+
+def cached_eval_shape(key, fn: Callable, *args):
+  """``jax.eval_shape(fn, *args)``, remembered under ``key`` (what ``fn`` computes: e.g. the
+  :class:`SameCode` of the user's function and the :class:`ParamSplit`) and the arguments' shapes and
+  dtypes, so that a second call with the same function and shapes does not trace it again (2-4 ms
+  of host work each, as much as a short compiled run). ``key=None``, an unhashable key or a
+  non-array leaf: traced every time. A failing trace is not remembered (it raises again)."""
+  sigs = [_abstract_signature(a) for a in args]
+  if key is None or any(s is None for s in sigs):
+    return jax.eval_shape(fn, *args)
+  full = (key, tuple(sigs), jnp.result_type(float))  # jnp.result_type(float): float64 under jax.enable_x64
+  try:
+    out = _EVAL_SHAPE_CACHE.pop(full)  # popped and set again below: the most recently used comes last
+  except TypeError:  # an unhashable key
+    return jax.eval_shape(fn, *args)
+  except KeyError:
+    out = jax.eval_shape(fn, *args)
+  _EVAL_SHAPE_CACHE[full] = out
+  if len(_EVAL_SHAPE_CACHE) > _EVAL_SHAPE_CACHE_SIZE:
+    del _EVAL_SHAPE_CACHE[next(iter(_EVAL_SHAPE_CACHE))]
+  return out
+
+
+def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches", like=None, key=None):
   """Checks (abstractly, without running it) that ``loss_fn(params, batch)`` is a real scalar; its dtype.
 
   An exception of ``loss_fn`` on one batch of ``batches`` (a batch of the wrong shape, unstacked data)
   becomes a ``ValueError`` naming ``fn``, ``what`` (the argument's name) and the batch's leaves (and
   those of a batch of ``like``, the training batches, when ``batches`` are held-out ones), with the
-  exception as its cause, instead of a shape error from deep inside the user's model.
+  exception as its cause, instead of a shape error from deep inside the user's model. ``key``: what
+  ``loss_fn`` computes, to remember the check (:func:`cached_eval_shape`).
   """
   if not callable(loss_fn):
     raise ValueError(
@@ -144,7 +183,7 @@ def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches", 
     )
   spec = batch_spec(batches)
   try:
-    out = jax.eval_shape(loss_fn, params, spec)
+    out = cached_eval_shape(key, loss_fn, params, spec)
   except Exception as e:
     leaves = lambda b: [f"{x.dtype}{list(x.shape)}" for x in jax.tree_util.tree_leaves(batch_spec(b))]
     other = "" if like is None else f", where a batch of `batches` has {leaves(like)}"

@@ -579,15 +579,21 @@ def _check_arguments(
   else:
     batches, n = _loop.prepare_batches(batches, fn)
     spec_batches = batches
-  _loop.check_scalar_loss(lambda pf, b: loss_fn(split.merge(*pf), b), shape, spec_batches, fn)
+  _loop.check_scalar_loss(
+    lambda pf, b: loss_fn(split.merge(*pf), b), shape, spec_batches, fn,
+    key=("merged", _loop.SameCode(loss_fn), split),
+  )  # fmt: skip
+  eval_key = None if eval_fn is None else ("merged", _loop.SameCode(eval_fn), split)
   if eval_batches is not None:
     if _loop.is_stream(eval_batches):
       eval_batches = list(eval_batches)  # held-out data is evaluated again and again: kept whole
     eval_batches, _ = _loop.prepare_batches(eval_batches, fn)
-    out = jax.eval_shape(lambda pf, b: eval_fn(split.merge(*pf), b), shape, _loop.batch_spec(eval_batches))
+    out = _loop.cached_eval_shape(
+      eval_key, lambda pf, b: eval_fn(split.merge(*pf), b), shape, _loop.batch_spec(eval_batches)
+    )
     what = "eval_fn(params, batch)"
   elif eval_fn is not None:
-    out = jax.eval_shape(lambda pf: eval_fn(split.merge(*pf)), shape)
+    out = _loop.cached_eval_shape(eval_key, lambda pf: eval_fn(split.merge(*pf)), shape)
     what = "eval_fn(params)"
   if eval_fn is not None and (
     getattr(out, "shape", None) != () or jnp.issubdtype(getattr(out, "dtype", None), jnp.complexfloating)

@@ -375,3 +375,44 @@ def test_a_loss_that_fails_on_an_eval_batch_names_eval_batches():
   with pytest.raises(ValueError, match=r"^hypergradient: `loss_fn\(params, batch\)` fails on a batch of `eval_batches`") as info:
     lr_jax.hypergradient(lsq, jnp.zeros(3), good, lambda lr: optax.sgd(lr), {"lr": 0.1}, 3, eval_batches=bad)
   assert isinstance(info.value.__cause__, TypeError)
+
+
+def test_the_abstract_checks_are_remembered_but_not_across_code_shapes_or_x64():
+  """A second call with the same functions and shapes does not trace ``loss_fn``/``eval_fn`` again for
+  the argument checks (only the compiled program runs); new code, new captured values, new shapes, a
+  bad batch or the x64 switch are checked again, and a bad batch still raises by name."""
+  traces = {"loss": 0, "eval": 0}
+
+  def make_loss(scale):
+    def loss(w, b):
+      traces["loss"] += 1
+      return scale * jnp.mean((b[0] @ w - b[1]) ** 2)
+
+    return loss
+
+  def eval_fn(w):
+    traces["eval"] += 1
+    return jnp.sum(w**2)
+
+  batches = (jnp.ones((2, 8, 3)), jnp.ones((2, 8)))
+  make = lambda lr: optimizers.sgd(lr)
+  call = lambda loss, w=jnp.zeros(3), b=batches: lr_jax.hypergradient(loss, w, b, make, {"lr": 0.01}, 4, eval_fn=eval_fn)
+  call(make_loss(1.0))  # checks + the program's trace
+  first = dict(traces)
+  call(make_loss(1.0))  # a fresh closure of the same code and value: the program and the checks reused
+  assert traces == first
+  call(make_loss(2.0))  # another captured value: checked again (and a new program)
+  assert traces["loss"] > first["loss"]
+  seen = dict(traces)
+  call(make_loss(2.0), w=jnp.zeros(3, jnp.int32).astype(jnp.float32) + 1)  # same shapes, new values: reused
+  assert traces == seen
+  call(make_loss(2.0), b=(jnp.ones((2, 4, 3)), jnp.ones((2, 4))))  # new batch shapes: checked again
+  assert traces["loss"] > seen["loss"]
+  with pytest.raises(ValueError, match=r"^hypergradient: `loss_fn\(params, batch\)` fails on a batch of `batches`"):
+    call(make_loss(2.0), b=(jnp.ones((2, 8, 5)), jnp.ones((2, 8))))
+  with pytest.raises(ValueError, match=r"^hypergradient: `loss_fn\(params, batch\)` fails on a batch of `batches`"):
+    call(make_loss(2.0), b=(jnp.ones((2, 8, 5)), jnp.ones((2, 8))))  # a failure is not remembered as a success
+  seen = dict(traces)
+  with jax.enable_x64(True):
+    call(make_loss(2.0))  # float64 under x64: a new check (the output dtype may differ)
+  assert traces["loss"] > seen["loss"]
