@@ -928,8 +928,9 @@ def lr_find(
     optimizer: a function ``value -> optax.GradientTransformation`` of the ramped value (called
       with a traced scalar at each step, as ``optax.inject_hyperparams`` does); default SGD with
       momentum 0.9 (``lr_jax.optimizers.sgd(lr, momentum=0.9)``, PyTorch's ``SGD``). Its state must
-      not depend on the value. It is a static argument of the compiled program: pass the same
-      function object to reuse it (a fresh ``lambda`` compiles again).
+      not depend on the value. It is a static argument of the compiled program, compared by its
+      code and captured values as in :func:`lr_jax.sweep` (so is ``loss_fn``): a fresh ``lambda``
+      of the same code reuses the program; one capturing a new array compiles again.
     min_lr: first value of the ramp; must be > 0.
     max_lr: last value; must be > ``min_lr``.
     num_steps: number of steps (grid points); must be >= 10.
@@ -1244,7 +1245,7 @@ def _place_processes(orders, hs, params, shared, mesh: Mesh):
 def _run_test(a: _Args, loss_fn, params) -> list[LRFindResult]:
   lrs = _ramp(a.min_lr, a.max_lr, num_steps=a.num_steps, mode=a.mode)
   orders, hs, mesh = _lanes(a)
-  st = _Static(loss_fn, a.optimizer, a.loss_dtype, a.grid_name, mesh)
+  st = _Static(_loop.SameCode(loss_fn), _loop.SameCode(a.optimizer), a.loss_dtype, a.grid_name, mesh)
   shared = (a.batches, a.val_batches, lrs)
   if mesh is not None and jax.process_count() > 1:
     orders, hs, params, shared = _place_processes(orders, hs, params, shared, mesh)

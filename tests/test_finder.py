@@ -146,6 +146,27 @@ def test_new_hyperparameters_reuse_the_compiled_program():
   )
 
 
+
+@pytest.mark.filterwarnings("ignore:.*still falling at max_lr:RuntimeWarning")
+def test_fresh_lambdas_of_the_same_code_reuse_the_compiled_program():
+  """``loss_fn`` and ``optimizer`` are compared by code and captured values (as in ``sweep``): a loop
+  building the same lambdas again compiles once; a lambda capturing another value compiles again."""
+
+  def run(momentum, scale=1.0):
+    loss = lambda p, b: scale * ls_loss(p, b)
+    return lr_find(loss, jnp.zeros(5), FULL_BATCH, optimizer=lambda lr: optax.sgd(lr, momentum=momentum), num_steps=20)
+
+  run(0.5)
+  n = finder._find_all._cache_size()
+  a, b = run(0.5), run(0.5)
+  assert finder._find_all._cache_size() == n
+  np.testing.assert_array_equal(a.smoothed_losses, b.smoothed_losses)
+  c = run(0.9)  # another captured momentum: another program, other numbers
+  assert finder._find_all._cache_size() == n + 1
+  assert not np.allclose(a.smoothed_losses, c.smoothed_losses, equal_nan=True)
+  run(0.5, scale=2.0)  # another captured value in loss_fn
+  assert finder._find_all._cache_size() == n + 2
+
 def test_strict_dtype_promotion():
   with jax.numpy_dtype_promotion("strict"):
     res = lr_find(
