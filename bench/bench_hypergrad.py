@@ -30,13 +30,15 @@ hyperparameters ``(peak_value, pct_start, final_div_factor)`` are the ones diffe
   steps did not improve on it.
 
 Run ``python bench/bench_hypergrad.py [--mode smoke|quick|full] [--tasks digits diabetes digits_full] [--parts
-cost memory tune]``. It prints JSON lines (``bench/_common.py``'s ``emit``) and Markdown tables, and
-edits no file.
+cost memory tune] [--json FILE]``. It prints JSON lines (``bench/_common.py``'s ``emit``) and Markdown
+tables, and edits no tracked file unless ``--json`` names one: the committed ``bench/hypergrad.json``
+(``--mode quick --json bench/hypergrad.json``) holds the run whose tables the README quotes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -291,6 +293,12 @@ def tables(cost, memory, tune) -> str:
   return "\n\n".join(out)
 
 
+def report(records: list[dict]) -> str:
+  """The Markdown tables of a run's records (what ``run`` returns, or the committed JSON's)."""
+  pick = lambda *names: [r for r in records if r["name"] in names]
+  return tables(pick("hypergrad_cost"), pick("hypergrad_memory"), pick("hypergrad_tune_grid", "hypergrad_tune"))
+
+
 def run(mode="quick", task_names=("digits", "diabetes", "digits_full"), parts=("cost", "memory", "tune")):
   num_steps, repeats, budget, protocols = MODES[mode]
   cost, memory, tune = [], [], []
@@ -317,16 +325,26 @@ def main(argv=None):
   ap.add_argument(
     "--parts", nargs="+", choices=["cost", "memory", "tune"], default=["cost", "memory", "tune"]
   )
+  ap.add_argument("--json", default=None, help="also write the records and the tables to this file")
   args = ap.parse_args(argv)
   info = env_info()
   emit({"name": "hypergrad_env", **info})
   t0 = time.perf_counter()
-  _, md = run(args.mode, tuple(args.tasks), tuple(args.parts))
+  records, md = run(args.mode, tuple(args.tasks), tuple(args.parts))
   print()
   print(md)
   load = info.get("load_avg_1m", math.nan)
   print(f"\n(mode {args.mode}, {time.perf_counter() - t0:.0f} s; {info['device']}, {info['cpu_count']} CPUs, "
         f"1-minute load {load:.1f} at the start: a shared machine, so compare ratios, not seconds)")  # fmt: skip
+  if args.json:
+    command = f"python bench/bench_hypergrad.py --mode {args.mode}"
+    if tuple(args.tasks) != ("digits", "diabetes", "digits_full"):
+      command += " --tasks " + " ".join(args.tasks)
+    if tuple(args.parts) != ("cost", "memory", "tune"):
+      command += " --parts " + " ".join(args.parts)
+    command += f" --json {args.json}"
+    doc = {"command": command, "env": info, "seconds": time.perf_counter() - t0, "records": records, "tables": md}
+    Path(args.json).write_text(json.dumps(doc, indent=1, default=float) + "\n")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,36 @@ def test_every_porting_row_names_an_existing_parity_test():
       assert "torch" in source
 
 
+
+def test_readme_hypergradient_cost_and_tuning_tables_are_the_committed_bench_run():
+  """The tables under "Tuning by gradient" are what ``bench/bench_hypergrad.py``'s own ``report`` makes
+  of the records in bench/hypergrad.json, which its ``--json`` wrote; each goal column is recomputed
+  from the record's numbers (forward <= 4x one run; segmented reverse mode's temporaries at 10N <= 4x
+  those at N; tune within 1% of the grid's best for <= 1/4 of its compute)."""
+  import importlib.util
+  import json
+
+  path = README.parent / "bench" / "bench_hypergrad.py"
+  spec = importlib.util.spec_from_file_location("_bench_hypergrad", path)
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  doc = json.loads((README.parent / "bench" / "hypergrad.json").read_text())
+  assert doc["command"] == "python bench/bench_hypergrad.py --mode quick --json bench/hypergrad.json"
+  records = doc["records"]
+  assert bench.report(records) == doc["tables"]
+  for r in records:
+    if r["name"] == "hypergrad_cost":
+      assert r["target_met"] == (r["forward_s"] / r["train_s"] <= 4.0)
+    elif r["name"] == "hypergrad_memory" and "bound" in r:
+      assert r["target_met"] == (r["temp_bytes_10x"] <= 4 * r["temp_bytes_1x"])
+    elif r["name"] == "hypergrad_tune":
+      (grid,) = [g for g in records if g["name"] == "hypergrad_tune_grid" and g["task"] == r["task"]]
+      gap = max(0.0, r["best_eval"] - grid["best_eval"]) / abs(grid["best_eval"])
+      assert r["target_met"] == (gap <= 0.01 and r["units"] / 32 <= 0.25)
+  section = README.read_text().split("## Tuning by gradient", 1)[1].split("\n## ", 1)[0]
+  assert f"`{doc['command']}`" in section
+  assert doc["tables"] in section
+
 def test_readme_hypergradient_table_is_the_committed_bench_report():
   """The hypergradient table in "Learning-rate-free and schedule-free optimizers" quotes the lines that
   ``bench/bench_hypergradient_online.py --steps 400 --json`` wrote to bench/hypergradient_online.json,
