@@ -155,7 +155,10 @@ def cached_eval_shape(key, fn: Callable, *args):
   sigs = [_abstract_signature(a) for a in args]
   if key is None or any(s is None for s in sigs):
     return jax.eval_shape(fn, *args)
-  full = (key, tuple(sigs), jnp.result_type(float))  # jnp.result_type(float): float64 under jax.enable_x64
+  # the tracing context that decides shapes, dtypes and errors: float64 under jax.enable_x64 (what
+  # jnp.result_type(float) gives), and the promotion rules (jax.numpy_dtype_promotion("strict") refuses
+  # what "standard" allows)
+  full = (key, tuple(sigs), jnp.result_type(float), jax.config.jax_numpy_dtype_promotion)
   try:
     out = _EVAL_SHAPE_CACHE.pop(full)  # popped and set again below: the most recently used comes last
   except TypeError:  # an unhashable key

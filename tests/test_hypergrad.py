@@ -416,3 +416,9 @@ def test_the_abstract_checks_are_remembered_but_not_across_code_shapes_or_x64():
   with jax.enable_x64(True):
     call(make_loss(2.0))  # float64 under x64: a new check (the output dtype may differ)
   assert traces["loss"] > seen["loss"]
+  # the promotion rules are part of the check: a loss mixing int and float is checked again (and
+  # refused by name) under jax.numpy_dtype_promotion("strict") after passing under "standard"
+  mixed = lambda w, b: jnp.mean((b[0] @ w - b[1].astype(jnp.int32)) ** 2)
+  call(mixed)
+  with jax.numpy_dtype_promotion("strict"), pytest.raises(ValueError, match=r"^hypergradient: `loss_fn\(params, batch\)` fails on a batch of `batches`"):
+    call(mixed)
