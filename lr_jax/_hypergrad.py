@@ -184,27 +184,18 @@ def _check_data(fn, loss_fn, params, batches, num_steps, eval_fn, eval_batches, 
   split, shared, shape = _sw._check_params(params, init_fn, fn)
   batches, n = _loop.prepare_batches(batches, fn, stacklevel=5)
   num_steps = n if num_steps is None else _sw._positive_int(num_steps, "num_steps", fn)
-  merged_loss = lambda pf, b: loss_fn(split.merge(*pf), b)
-  loss_key = ("merged", _loop.SameCode(loss_fn), split)  # what merged_loss computes: its checks are remembered
-  _loop.check_scalar_loss(merged_loss, shape, batches, fn, key=loss_key)
+  _loop.check_split_loss(loss_fn, split, shape, batches, fn)
   if eval_batches is not None:
     if _loop.is_stream(eval_batches):
       eval_batches = list(eval_batches)
     eval_batches, _ = _loop.prepare_batches(eval_batches, fn, stacklevel=5)
-  eval_key = None if eval_fn is None else ("merged", _loop.SameCode(eval_fn), split)
   if eval_fn is None:
     kind = "loss"
     if eval_batches is not None:
-      _loop.check_scalar_loss(merged_loss, shape, eval_batches, fn, "eval_batches", key=loss_key)
-  elif eval_batches is not None:
-    kind = "fn_batches"
-    out = _loop.cached_eval_shape(
-      eval_key, lambda pf, b: eval_fn(split.merge(*pf), b), shape, _loop.batch_spec(eval_batches)
-    )
+      _loop.check_split_loss(loss_fn, split, shape, eval_batches, fn, "eval_batches")
   else:
-    kind = "fn"
-    out = _loop.cached_eval_shape(eval_key, lambda pf: eval_fn(split.merge(*pf)), shape)
-  if eval_fn is not None:
+    kind = "fn" if eval_batches is None else "fn_batches"
+    out = _loop.eval_output(eval_fn, split, shape, eval_batches)
     shp, dt = getattr(out, "shape", None), getattr(out, "dtype", None)
     if shp != () or not jnp.issubdtype(dt, jnp.floating):
       what = "eval_fn(params, batch)" if eval_batches is not None else "eval_fn(params)"

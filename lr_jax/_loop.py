@@ -202,6 +202,23 @@ def check_scalar_loss(loss_fn, params, batches, fn: str, what: str = "batches", 
   return dtype
 
 
+def check_split_loss(loss_fn, split, shape, batches, fn: str, what: str = "batches"):
+  """:func:`check_scalar_loss` of ``loss_fn`` on params split by ``split`` (``shape``: the abstract
+  ``(trained, frozen)`` pair), remembered for the same function, split and shapes."""
+  merged = lambda pf, b: loss_fn(split.merge(*pf), b)
+  return check_scalar_loss(merged, shape, batches, fn, what, key=("split", SameCode(loss_fn), split))
+
+
+def eval_output(eval_fn, split, shape, eval_batches=None):
+  """The abstract value of ``eval_fn(params)``, or of ``eval_fn(params, batch)`` on a batch of
+  ``eval_batches``, on params split by ``split`` (remembered as :func:`check_split_loss` is); the
+  caller decides what it must be."""
+  key = ("split", SameCode(eval_fn), split)
+  if eval_batches is None:
+    return cached_eval_shape(key, lambda pf: eval_fn(split.merge(*pf)), shape)
+  return cached_eval_shape(key, lambda pf, b: eval_fn(split.merge(*pf), b), shape, batch_spec(eval_batches))
+
+
 # --------------------------------------------------------------------------------------------------
 # The step.
 

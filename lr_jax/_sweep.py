@@ -579,26 +579,17 @@ def _check_arguments(
   else:
     batches, n = _loop.prepare_batches(batches, fn)
     spec_batches = batches
-  _loop.check_scalar_loss(
-    lambda pf, b: loss_fn(split.merge(*pf), b), shape, spec_batches, fn,
-    key=("merged", _loop.SameCode(loss_fn), split),
-  )  # fmt: skip
-  eval_key = None if eval_fn is None else ("merged", _loop.SameCode(eval_fn), split)
+  _loop.check_split_loss(loss_fn, split, shape, spec_batches, fn)
   if eval_batches is not None:
     if _loop.is_stream(eval_batches):
       eval_batches = list(eval_batches)  # held-out data is evaluated again and again: kept whole
     eval_batches, _ = _loop.prepare_batches(eval_batches, fn)
-    out = _loop.cached_eval_shape(
-      eval_key, lambda pf, b: eval_fn(split.merge(*pf), b), shape, _loop.batch_spec(eval_batches)
-    )
-    what = "eval_fn(params, batch)"
-  elif eval_fn is not None:
-    out = _loop.cached_eval_shape(eval_key, lambda pf: eval_fn(split.merge(*pf)), shape)
-    what = "eval_fn(params)"
-  if eval_fn is not None and (
-    getattr(out, "shape", None) != () or jnp.issubdtype(getattr(out, "dtype", None), jnp.complexfloating)
-  ):  # a complex value would be ranked by its real part (NumPy drops the imaginary part)
-    raise ValueError(f"{fn}: `eval_fn` must return a real scalar ({what}), got {out!r}.")
+  if eval_fn is not None:
+    out = _loop.eval_output(eval_fn, split, shape, eval_batches)
+    if getattr(out, "shape", None) != () or jnp.issubdtype(getattr(out, "dtype", None), jnp.complexfloating):
+      what = "eval_fn(params)" if eval_batches is None else "eval_fn(params, batch)"
+      # a complex value would be ranked by its real part (NumPy drops the imaginary part)
+      raise ValueError(f"{fn}: `eval_fn` must return a real scalar ({what}), got {out!r}.")
   _check_optimizer_builds(optimizer, columns, shape[0], fn)
   return _Args(
     configs, columns, seeds_t, seeds is not None, batches, stream, _loop.batch_spec(spec_batches), n,
